@@ -1,0 +1,131 @@
+"""The method's hyperparameters: one typed, documented, frozen config object, saved next to the results.
+
+Data-derived settings stay in nnU-Net's plans and machine settings in environment variables; everything that
+defines the method lives here. Trainer variants replace fields with ``dataclasses.replace``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nnunet_dumm.selection import RoundSchedule
+from nnunet_dumm.uncertainty import PixelUncertainty, PixelWeighting, SampleUncertainty
+
+__all__ = ["DUMMConfig", "TeacherSpec"]
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    """Trained nnU-Net models whose fold checkpoints label the unlabeled images.
+
+    ``plans`` and ``configuration`` default to the student's. ``folds=None`` means every fold of that model
+    folder that has the checkpoint on disk. ``model_folder`` overrides the lookup by trainer/plans/configuration
+    (any trained nnU-Net model folder of the same dataset).
+    """
+
+    trainer: str = "nnUNetTrainer"
+    plans: str | None = None
+    configuration: str | None = None
+    folds: tuple[int | str, ...] | None = None
+    checkpoint: str = "checkpoint_final.pth"
+    model_folder: str | None = None
+
+
+@dataclass(frozen=True)
+class DUMMConfig:
+    """DUMM hyperparameters (see METHOD.md). Defaults were chosen on training data only (README, Results).
+
+    Attributes:
+        teachers: the pseudo-label sources; by default the CV folds of a stock ``nnUNetTrainer`` run.
+        min_models: fewer models on disk is an error (multi-model PUM needs disagreement).
+        use_mirroring: mirror test-time augmentation in the teachers' sliding-window prediction.
+        pixel_uncertainty: the PUM measure that becomes pixel weights.
+        pixel_weighting: how pixel uncertainty becomes a weight (mask, soft exp(-u), both, none).
+        pixel_threshold: with masking, pixels whose normalised uncertainty exceeds this are ignored.
+        weight_levels: quantisation of the weight map that travels through augmentation.
+        sample_uncertainty: the SUS measure U(x) that ranks unlabeled cases.
+        round_fractions: SUS rounds: the most reliable fraction of the pool used in each round.
+        round_epoch_shares: relative length of each round.
+        student_joins_ensemble: from round 2 on, the current student is one more model of the ensemble.
+        unlabeled_batch_ratio: unlabeled batch size relative to nnU-Net's labeled batch size.
+        lambda_max: weight of the unlabeled loss after ramp-up.
+        rampup_fraction: fraction of all epochs over which lambda(t) ramps up from ~0.
+    """
+
+    teachers: tuple[TeacherSpec, ...] = (TeacherSpec(),)
+    min_models: int = 2
+    use_mirroring: bool = True
+    pixel_uncertainty: PixelUncertainty = PixelUncertainty.KL
+    pixel_weighting: PixelWeighting = PixelWeighting.MASK
+    pixel_threshold: float = 0.1
+    weight_levels: int = 8
+    sample_uncertainty: SampleUncertainty = SampleUncertainty.DUST
+    round_fractions: tuple[float, ...] = (0.5, 1.0)
+    round_epoch_shares: tuple[float, ...] = (1.0, 1.0)
+    student_joins_ensemble: bool = True
+    unlabeled_batch_ratio: float = 1.0
+    lambda_max: float = 1.0
+    rampup_fraction: float = 0.2
+    schedule: RoundSchedule = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Enums may arrive as strings (JSON); normalise and validate every value with a message naming the field.
+        for name, enum in (("pixel_uncertainty", PixelUncertainty), ("pixel_weighting", PixelWeighting),
+                           ("sample_uncertainty", SampleUncertainty)):
+            value = getattr(self, name)
+            try:
+                object.__setattr__(self, name, enum(value))
+            except ValueError:
+                raise ValueError(f"DUMMConfig.{name}={value!r}; choose one of {[e.value for e in enum]}") from None
+        object.__setattr__(self, "teachers", tuple(
+            t if isinstance(t, TeacherSpec) else TeacherSpec(**{**t, "folds": _tuple_or_none(t.get("folds"))})
+            for t in self.teachers))
+        object.__setattr__(self, "round_fractions", tuple(self.round_fractions))
+        object.__setattr__(self, "round_epoch_shares", tuple(self.round_epoch_shares))
+        checks = {
+            "teachers": len(self.teachers) >= 1,
+            "min_models": self.min_models >= 1,
+            "pixel_threshold": 0 <= self.pixel_threshold <= 1,
+            "weight_levels": 1 <= self.weight_levels <= 255,
+            "unlabeled_batch_ratio": self.unlabeled_batch_ratio > 0,
+            "lambda_max": self.lambda_max >= 0,
+            "rampup_fraction": 0 <= self.rampup_fraction <= 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"DUMMConfig.{name}={getattr(self, name)!r} is out of range")
+        try:
+            object.__setattr__(self, "schedule", RoundSchedule(self.round_fractions, self.round_epoch_shares))
+        except ValueError as e:
+            raise ValueError(f"DUMMConfig.round_fractions/round_epoch_shares: {e}") from None
+
+    def replace_teacher_trainer(self, trainer: str) -> DUMMConfig:
+        """The same config with teachers looked up under another trainer name (model folders stay as they are)."""
+        teachers = tuple(t if t.model_folder else dataclasses.replace(t, trainer=trainer) for t in self.teachers)
+        return dataclasses.replace(self, teachers=teachers)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("schedule")
+        return json.loads(json.dumps(d))  # enums to strings, tuples to lists
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DUMMConfig:
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls) if f.init}
+        if unknown:
+            raise ValueError(f"unknown DUMMConfig fields: {sorted(unknown)}")
+        return cls(**d)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> DUMMConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _tuple_or_none(value):
+    return None if value is None else tuple(value)

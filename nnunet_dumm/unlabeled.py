@@ -1,0 +1,269 @@
+"""Unlabeled images in nnU-Net datasets: discovery, validation and preprocessing with the dataset's own plans.
+
+Convention: ``nnUNet_raw/DatasetXXX/imagesUnlabeled/<case>_<channel>.<file_ending>``, named like ``imagesTr``.
+Unlabeled cases are preprocessed with the labeled dataset's plans into a sibling folder
+``nnUNet_preprocessed/DatasetXXX/<data_identifier>_unlabeled/`` and never into the labeled folder, because
+nnU-Net's ``get_identifiers`` and ``do_split`` would put them into the cross-validation splits.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from batchgenerators.utilities.file_and_folder_operations import load_json
+from tqdm import tqdm
+
+__all__ = [
+    "UNLABELED_IMAGES_FOLDER",
+    "UNLABELED_TRUE_LABELS_FOLDER",
+    "UnlabeledDataError",
+    "UnlabeledPreprocessingTarget",
+    "completed_cases",
+    "find_unlabeled_cases",
+    "preprocess_unlabeled",
+    "unlabeled_preprocessed_folder",
+]
+
+UNLABELED_IMAGES_FOLDER = "imagesUnlabeled"
+# True labels of cases used as unlabeled (a split made from a labeled dataset). Training never reads them;
+# diagnostics use them to measure pseudo-label quality.
+UNLABELED_TRUE_LABELS_FOLDER = "labelsUnlabeled"
+_PARTIAL_FOLDER = ".partial"
+
+
+class UnlabeledDataError(ValueError):
+    """Bad unlabeled input. The message names the file and what is wrong with it."""
+
+
+def unlabeled_preprocessed_folder(dataset_name: str, data_identifier: str) -> Path:
+    """Where the unlabeled cases of a dataset/configuration live: a sibling of nnU-Net's labeled folder."""
+    from nnunetv2.paths import nnUNet_preprocessed
+
+    if nnUNet_preprocessed is None:
+        raise RuntimeError("nnUNet_preprocessed is not set; see nnU-Net's documentation/setting_up_paths.md")
+    return Path(nnUNet_preprocessed) / dataset_name / f"{data_identifier}_unlabeled"
+
+
+def completed_cases(folder: str | Path) -> list[str]:
+    """Cases whose preprocessing finished. The ``.pkl`` is moved into place last, so it marks completion."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.pkl") if (folder / f"{p.stem}.b2nd").is_file())
+
+
+def _files_per_labeled_case(raw_folder: Path, file_ending: str) -> int:
+    from nnunetv2.utilities.utils import get_identifiers_from_splitted_dataset_folder
+
+    images_tr = raw_folder / "imagesTr"
+    identifiers = get_identifiers_from_splitted_dataset_folder(str(images_tr), file_ending)
+    if len(identifiers) == 0:
+        raise UnlabeledDataError(f"{images_tr}: no labeled images with ending '{file_ending}'")
+    return len(list(images_tr.glob(f"{identifiers[0]}_[0-9][0-9][0-9][0-9]{file_ending}")))
+
+
+def find_unlabeled_cases(raw_folder: str | Path, dataset_json: dict | None = None) -> dict[str, list[str]]:
+    """Lists ``imagesUnlabeled/`` as ``{case: [channel files]}`` and checks names against the labeled cases.
+
+    Raises:
+        UnlabeledDataError: missing dataset.json or folder, empty folder, a file with the wrong ending or name,
+            a case with the wrong number of files, or a case id that collides with a labeled case.
+    """
+    from nnunetv2.utilities.utils import get_identifiers_from_splitted_dataset_folder
+
+    raw_folder = Path(raw_folder)
+    if dataset_json is None:
+        dataset_json_file = raw_folder / "dataset.json"
+        if not dataset_json_file.is_file():
+            raise UnlabeledDataError(f"{dataset_json_file}: missing; every nnU-Net raw dataset needs a dataset.json")
+        dataset_json = load_json(str(dataset_json_file))
+    file_ending = dataset_json["file_ending"]
+    folder = raw_folder / UNLABELED_IMAGES_FOLDER
+    if not folder.is_dir():
+        raise UnlabeledDataError(f"{folder}: missing; put unlabeled images there, named like imagesTr")
+    files = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    if not files:
+        raise UnlabeledDataError(f"{folder}: empty; there are no unlabeled images to use")
+    for f in files:
+        if not f.name.endswith(file_ending):
+            raise UnlabeledDataError(f"{f}: wrong file ending; dataset.json says file_ending is '{file_ending}'")
+        stem = f.name[: -len(file_ending)]
+        if len(stem) < 6 or stem[-5] != "_" or not stem[-4:].isdigit():
+            raise UnlabeledDataError(f"{f}: name must be CASE_XXXX{file_ending} (XXXX = 4-digit channel index)")
+
+    expected_files = _files_per_labeled_case(raw_folder, file_ending)
+    labeled = set(get_identifiers_from_splitted_dataset_folder(str(raw_folder / "imagesTr"), file_ending))
+    cases: dict[str, list[str]] = {}
+    for f in files:
+        cases.setdefault(f.name[: -len(file_ending) - 5], []).append(str(f))
+    for case, case_files in cases.items():
+        if case in labeled:
+            raise UnlabeledDataError(f"{case_files[0]}: case id '{case}' is also a labeled case in imagesTr")
+        if len(case_files) != expected_files:
+            raise UnlabeledDataError(
+                f"{case_files[0]}: case '{case}' has {len(case_files)} file(s), labeled cases have {expected_files}"
+            )
+    return cases
+
+
+@dataclass(frozen=True)
+class UnlabeledPreprocessingTarget:
+    """Everything a (possibly spawned) worker needs to preprocess one dataset's unlabeled cases."""
+
+    plans_file: str
+    dataset_json_file: str
+    configuration: str
+    output_folder: str
+    spatial_dims_of_labeled: int
+
+    def preprocess_case(self, case: str, image_files: list[str]) -> None:
+        """Preprocesses one case with nnU-Net's preprocessor and writes it atomically."""
+        from nnunetv2.training.dataloading.nnunet_dataset import comp_blosc2_params, nnUNetDatasetBlosc2
+        from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+        plans_manager = PlansManager(self.plans_file)
+        configuration_manager = plans_manager.get_configuration(self.configuration)
+        dataset_json = load_json(self.dataset_json_file)
+        data, properties = _read_checked(plans_manager, image_files, dataset_json, self.spatial_dims_of_labeled)
+        preprocessor = configuration_manager.preprocessor_class(verbose=False)
+        data, seg, properties = preprocessor.run_case_npy(
+            data, None, properties, plans_manager, configuration_manager, dataset_json
+        )
+        # nnU-Net's loader reads class_locations eagerly; unlabeled cases have none, so foreground-forced
+        # crops fall back to random crops until pseudo-labels exist.
+        label_manager = plans_manager.get_label_manager(dataset_json)
+        properties["class_locations"] = {label: [] for label in label_manager.foreground_labels}
+        data = data.astype(np.float32, copy=False)
+        seg = seg.astype(np.int16, copy=False)
+        patch_size = tuple(configuration_manager.patch_size)
+        blocks, chunks = comp_blosc2_params(data.shape, patch_size, data.itemsize)
+        blocks_seg, chunks_seg = comp_blosc2_params(seg.shape, patch_size, seg.itemsize)
+
+        output = Path(self.output_folder)
+        partial = output / _PARTIAL_FOLDER
+        partial.mkdir(parents=True, exist_ok=True)
+        nnUNetDatasetBlosc2.save_case(
+            data, seg, properties, str(partial / case),
+            chunks=chunks, blocks=blocks, chunks_seg=chunks_seg, blocks_seg=blocks_seg,
+        )
+        # The pickle goes last: completed_cases() treats a case as done only once it is in place.
+        for suffix in (".b2nd", "_seg.b2nd", ".pkl"):
+            os.replace(partial / f"{case}{suffix}", output / f"{case}{suffix}")
+
+
+def _spatial_dims(properties: dict, data: np.ndarray) -> int:
+    # nnU-Net's readers always return 4-D arrays; SimpleITK-based readers keep the file's own dimensionality.
+    if "sitk_stuff" in properties:
+        return len(properties["sitk_stuff"]["spacing"])
+    return 2 if data.shape[1] == 1 else 3
+
+
+def _read_checked(plans_manager, image_files: list[str], dataset_json: dict, spatial_dims: int | None):
+    reader = plans_manager.image_reader_writer_class()
+    try:
+        data, properties = reader.read_images(image_files)
+    except Exception as e:  # the readers raise anything from RuntimeError to OSError on a corrupt file
+        raise UnlabeledDataError(f"{image_files[0]}: cannot be read as an image ({type(e).__name__}: {e})") from e
+    num_channels = len(dataset_json["channel_names"])
+    if data.shape[0] != num_channels:
+        raise UnlabeledDataError(
+            f"{image_files[0]}: has {data.shape[0]} channel(s), dataset.json declares {num_channels}"
+        )
+    if spatial_dims is not None and _spatial_dims(properties, data) != spatial_dims:
+        raise UnlabeledDataError(
+            f"{image_files[0]}: is {_spatial_dims(properties, data)}-D, the labeled images are {spatial_dims}-D"
+        )
+    if not np.all(np.isfinite(data)):
+        raise UnlabeledDataError(f"{image_files[0]}: contains NaN or infinite values")
+    if np.ptp(data) == 0:
+        raise UnlabeledDataError(f"{image_files[0]}: is constant (every pixel {data.flat[0]}); nothing to segment")
+    return data, properties
+
+
+def _labeled_spatial_dims(raw_folder: Path, plans_manager, dataset_json: dict) -> int:
+    from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
+
+    first = next(iter(get_filenames_of_train_images_and_targets(str(raw_folder), dataset_json).values()))
+    data, properties = plans_manager.image_reader_writer_class().read_images(first["images"])
+    return _spatial_dims(properties, data)
+
+
+def _run_one(args: tuple[UnlabeledPreprocessingTarget, str, list[str]]) -> str:
+    target, case, files = args
+    target.preprocess_case(case, files)
+    return case
+
+
+def preprocess_unlabeled(
+    dataset_name_or_id: str | int,
+    configuration: str,
+    plans_identifier: str = "nnUNetPlans",
+    num_processes: int = 1,
+    verbose: bool = True,
+) -> Path:
+    """Preprocesses ``imagesUnlabeled/`` with the dataset's plans; cases already done are skipped (resume).
+
+    Every image is checked (readable, channel count, dimensionality, finite, not constant) before anything is
+    written, so bad input leaves no partial output.
+
+    Returns:
+        The output folder, ``nnUNet_preprocessed/<dataset>/<data_identifier>_unlabeled``.
+    """
+    from nnunetv2.paths import nnUNet_preprocessed, nnUNet_raw
+    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    dataset_name = maybe_convert_to_dataset_name(dataset_name_or_id)
+    raw_folder = Path(nnUNet_raw) / dataset_name
+    preprocessed = Path(nnUNet_preprocessed) / dataset_name
+    plans_file = preprocessed / f"{plans_identifier}.json"
+    if not plans_file.is_file():
+        raise FileNotFoundError(
+            f"{plans_file}: missing. Plan the labeled dataset first: "
+            f"nnUNetv2_plan_and_preprocess -d {dataset_name_or_id} -c {configuration}"
+        )
+    dataset_json_file = preprocessed / "dataset.json"
+    dataset_json = load_json(str(dataset_json_file))
+    cases = find_unlabeled_cases(raw_folder, dataset_json)
+    plans_manager = PlansManager(str(plans_file))
+    if configuration not in plans_manager.available_configurations:
+        raise ValueError(f"{plans_file}: has no configuration '{configuration}' "
+                         f"(available: {plans_manager.available_configurations})")
+    if plans_manager.get_label_manager(dataset_json).has_regions:
+        raise NotImplementedError("region-based datasets are not supported: pseudo-labels are argmax label maps")
+    data_identifier = plans_manager.get_configuration(configuration).data_identifier
+    output = unlabeled_preprocessed_folder(dataset_name, data_identifier)
+    spatial_dims = _labeled_spatial_dims(raw_folder, plans_manager, dataset_json)
+
+    done = set(completed_cases(output))
+    todo = [c for c in sorted(cases) if c not in done]
+    # Validate every pending image first: a bad file found halfway would otherwise leave a partial folder.
+    for case in tqdm(todo, desc="checking unlabeled images", disable=not verbose or not todo):
+        _read_checked(plans_manager, cases[case], dataset_json, spatial_dims)
+
+    output.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(output / _PARTIAL_FOLDER, ignore_errors=True)  # leftovers of an interrupted run
+    target = UnlabeledPreprocessingTarget(str(plans_file), str(dataset_json_file), configuration, str(output),
+                                          spatial_dims)
+    jobs = [(target, c, cases[c]) for c in todo]
+    progress = tqdm(total=len(cases), initial=len(done), desc="preprocessing unlabeled", unit="case",
+                    disable=not verbose)
+    if num_processes <= 1:
+        for job in jobs:
+            _run_one(job)
+            progress.update()
+    else:
+        with multiprocessing.get_context("spawn").Pool(num_processes) as pool:
+            for _ in pool.imap_unordered(_run_one, jobs):
+                progress.update()
+    progress.close()
+    shutil.rmtree(output / _PARTIAL_FOLDER, ignore_errors=True)
+    if verbose:
+        print(f"{len(cases)} unlabeled cases ({len(todo)} new, {len(done)} already done) in {output}")
+    return output
+
