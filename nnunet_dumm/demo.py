@@ -15,7 +15,7 @@ from pathlib import Path
 
 from nnunet_dumm.demo_data import DEMO_DATASET_ID, DemoDatasetSpec, generate_demo_dataset
 
-__all__ = ["DemoSettings", "run_demo"]
+__all__ = ["DemoSettings", "prepare_demo_dataset", "run_demo"]
 
 DATASET_NAME = f"Dataset{DEMO_DATASET_ID:03d}_DUMMDemo"
 
@@ -80,11 +80,10 @@ def _predict_and_evaluate(model_folder: Path, folds: tuple[int, ...], raw: Path,
     return json.loads((output / "summary.json").read_text())
 
 
-def run_demo(settings: DemoSettings) -> dict[str, dict]:
-    """Runs the whole demo and returns the nnU-Net evaluation summaries of the baseline and DUMM."""
+def prepare_demo_dataset(settings: DemoSettings) -> Path:
+    """Steps 1-3: generate, plan and preprocess the dataset and its unlabeled images; returns the raw folder."""
     from nnunet_dumm.discovery import enable_trainer_discovery
 
-    start = time.perf_counter()
     output_folder = settings.output_folder.resolve()
     _set_nnunet_paths(output_folder)
     enable_trainer_discovery()
@@ -119,6 +118,14 @@ def run_demo(settings: DemoSettings) -> dict[str, dict]:
 
     preprocess_unlabeled(DEMO_DATASET_ID, "2d")
     print(f"done in {time.perf_counter() - t:.0f} s")
+    return raw
+
+
+def run_demo(settings: DemoSettings) -> dict[str, dict]:
+    """Runs the whole demo and returns the nnU-Net evaluation summaries of the baseline and DUMM."""
+    start = time.perf_counter()
+    output_folder = settings.output_folder.resolve()
+    raw = prepare_demo_dataset(settings)
 
     stock = f"nnUNetTrainerStock_{settings.budget}"
     t = _step(f"4/6 training the stock teachers {stock}, folds {settings.teacher_folds} (fold 0 = baseline)")

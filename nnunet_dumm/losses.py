@@ -12,7 +12,10 @@ __all__ = ["WeightedPseudoLabelLoss"]
 
 
 class WeightedPseudoLabelLoss(nn.Module):
-    """Pixel-weighted soft Dice + cross-entropy (DUST: mean(CE(z, y_hat) * exp(-D)), plus nnU-Net's Dice term).
+    """Pixel-weighted soft Dice + cross-entropy against pseudo-labels (DUST's CE(z, y_hat) * exp(-D), with Dice).
+
+    Both terms are weighted means: the cross-entropy is divided by the sum of the weights rather than the pixel
+    count (DUST), so the loss scale, and with it lambda(t), does not depend on how many pixels a mask keeps.
 
     The target has two channels, as produced by the unlabeled data loader: channel 0 the pseudo-label,
     channel 1 the pixel weight quantised to ``0..weight_levels`` (it travels through the spatial augmentation

@@ -40,10 +40,13 @@ class RoundSchedule:
 
     def round_start_epochs(self, num_epochs: int) -> list[int]:
         """First epoch of each round; round 0 starts at epoch 0."""
+        if num_epochs < self.num_rounds:
+            raise ValueError(f"{self.num_rounds} SUS rounds need at least as many epochs, got {num_epochs}")
         total = sum(self.epoch_shares)
         starts, elapsed = [], 0.0
         for share in self.epoch_shares:
-            starts.append(round(num_epochs * elapsed / total))
+            # floor keeps every round at least one epoch long when num_epochs >= num_rounds
+            starts.append(max(len(starts), math.floor(num_epochs * elapsed / total)))
             elapsed += share
         return starts
 

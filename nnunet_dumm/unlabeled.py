@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 __all__ = [
     "UNLABELED_IMAGES_FOLDER",
+    "TRUE_LABELS_SUBFOLDER",
     "UNLABELED_TRUE_LABELS_FOLDER",
     "UnlabeledDataError",
     "UnlabeledPreprocessingTarget",
@@ -34,6 +35,8 @@ UNLABELED_IMAGES_FOLDER = "imagesUnlabeled"
 # diagnostics use them to measure pseudo-label quality.
 UNLABELED_TRUE_LABELS_FOLDER = "labelsUnlabeled"
 _PARTIAL_FOLDER = ".partial"
+# preprocessed true labels of unlabeled cases, read by diagnostics only
+TRUE_LABELS_SUBFOLDER = "true_labels"
 
 
 class UnlabeledDataError(ValueError):
@@ -121,8 +124,12 @@ class UnlabeledPreprocessingTarget:
     output_folder: str
     spatial_dims_of_labeled: int
 
-    def preprocess_case(self, case: str, image_files: list[str]) -> None:
-        """Preprocesses one case with nnU-Net's preprocessor and writes it atomically."""
+    def preprocess_case(self, case: str, image_files: list[str], true_label_file: str | None = None) -> None:
+        """Preprocesses one case with nnU-Net's preprocessor and writes it atomically.
+
+        A true label (``labelsUnlabeled/``) is resampled with the image into ``true_labels/<case>.npy`` for
+        diagnostics only; the case's own segmentation keeps nothing but nnU-Net's nonzero mask.
+        """
         from nnunetv2.training.dataloading.nnunet_dataset import comp_blosc2_params, nnUNetDatasetBlosc2
         from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
@@ -130,10 +137,15 @@ class UnlabeledPreprocessingTarget:
         configuration_manager = plans_manager.get_configuration(self.configuration)
         dataset_json = load_json(self.dataset_json_file)
         data, properties = _read_checked(plans_manager, image_files, dataset_json, self.spatial_dims_of_labeled)
+        true_label = None
+        if true_label_file is not None:
+            true_label, _ = plans_manager.image_reader_writer_class().read_seg(true_label_file)
         preprocessor = configuration_manager.preprocessor_class(verbose=False)
         data, seg, properties = preprocessor.run_case_npy(
-            data, None, properties, plans_manager, configuration_manager, dataset_json
+            data, true_label, properties, plans_manager, configuration_manager, dataset_json
         )
+        if true_label is not None:
+            true_label, seg = np.maximum(seg, 0).astype(np.uint8), np.where(seg < 0, -1, 0)
         # nnU-Net's loader reads class_locations eagerly; unlabeled cases have none, so foreground-forced
         # crops fall back to random crops until pseudo-labels exist.
         label_manager = plans_manager.get_label_manager(dataset_json)
@@ -151,6 +163,10 @@ class UnlabeledPreprocessingTarget:
             data, seg, properties, str(partial / case),
             chunks=chunks, blocks=blocks, chunks_seg=chunks_seg, blocks_seg=blocks_seg,
         )
+        if true_label is not None:
+            (output / TRUE_LABELS_SUBFOLDER).mkdir(exist_ok=True)
+            np.save(partial / f"{case}_true.npy", true_label[0])
+            os.replace(partial / f"{case}_true.npy", output / TRUE_LABELS_SUBFOLDER / f"{case}.npy")
         # The pickle goes last: completed_cases() treats a case as done only once it is in place.
         for suffix in (".b2nd", "_seg.b2nd", ".pkl"):
             os.replace(partial / f"{case}{suffix}", output / f"{case}{suffix}")
@@ -193,9 +209,13 @@ def _labeled_spatial_dims(raw_folder: Path, plans_manager, dataset_json: dict) -
     return _spatial_dims(properties, data)
 
 
-def _run_one(args: tuple[UnlabeledPreprocessingTarget, str, list[str]]) -> str:
-    target, case, files = args
-    target.preprocess_case(case, files)
+def _existing(path: Path) -> str | None:
+    return str(path) if path.is_file() else None
+
+
+def _run_one(args: tuple[UnlabeledPreprocessingTarget, str, list[str], str | None]) -> str:
+    target, case, files, true_label_file = args
+    target.preprocess_case(case, files, true_label_file)
     return case
 
 
@@ -228,6 +248,8 @@ def preprocess_unlabeled(
             f"nnUNetv2_plan_and_preprocess -d {dataset_name_or_id} -c {configuration}"
         )
     dataset_json_file = preprocessed / "dataset.json"
+    if not dataset_json_file.is_file():
+        raise UnlabeledDataError(f"{dataset_json_file}: missing; nnUNetv2_plan_and_preprocess writes it")
     dataset_json = load_json(str(dataset_json_file))
     cases = find_unlabeled_cases(raw_folder, dataset_json)
     plans_manager = PlansManager(str(plans_file))
@@ -250,7 +272,8 @@ def preprocess_unlabeled(
     shutil.rmtree(output / _PARTIAL_FOLDER, ignore_errors=True)  # leftovers of an interrupted run
     target = UnlabeledPreprocessingTarget(str(plans_file), str(dataset_json_file), configuration, str(output),
                                           spatial_dims)
-    jobs = [(target, c, cases[c]) for c in todo]
+    true_labels = raw_folder / UNLABELED_TRUE_LABELS_FOLDER
+    jobs = [(target, c, cases[c], _existing(true_labels / f"{c}{dataset_json['file_ending']}")) for c in todo]
     progress = tqdm(total=len(cases), initial=len(done), desc="preprocessing unlabeled", unit="case",
                     disable=not verbose)
     if num_processes <= 1:

@@ -24,15 +24,16 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 from nnunetv2.utilities.collate_outputs import collate_outputs
 from nnunetv2.utilities.helpers import dummy_context
 from torch import distributed as dist
 
 from nnunet_dumm.config import DUMMConfig
 from nnunet_dumm.dataloading import LabelMapDataset, build_unlabeled_loader
+from nnunet_dumm.diagnostics import plot_diagnostics, pseudo_label_diagnostics
 from nnunet_dumm.losses import WeightedPseudoLabelLoss
 from nnunet_dumm.pseudo_labels import (
     EnsembleMember,
@@ -45,7 +46,12 @@ from nnunet_dumm.pseudo_labels import (
     teacher_sources,
 )
 from nnunet_dumm.selection import rank_cases, unlabeled_loss_weight
-from nnunet_dumm.unlabeled import completed_cases, preprocess_unlabeled, unlabeled_preprocessed_folder
+from nnunet_dumm.unlabeled import (
+    TRUE_LABELS_SUBFOLDER,
+    completed_cases,
+    preprocess_unlabeled,
+    unlabeled_preprocessed_folder,
+)
 
 __all__ = ["nnUNetTrainerDUMM"]
 
@@ -185,6 +191,10 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
             self._run_pass(self._teacher_members() + [student], selection, cache, sources)
             self.set_deep_supervision_enabled(True)
             self.network.train()
+        if self.local_rank == 0:
+            # the teachers' pass covers the whole pool; a round's own pass only its selection
+            self._write_diagnostics(cache, self.dumm_ranking if cache is self.dumm_teacher_cache else selection,
+                                    round_index)
         label_maps = PseudoLabelMaps(str(cache.folder), config.pixel_uncertainty, config.pixel_weighting,
                                      config.pixel_threshold, config.weight_levels,
                                      self.label_manager.num_segmentation_heads)
@@ -213,6 +223,25 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
             uncertainty.append(float(entry[f"u_{config.pixel_uncertainty.value}"].mean()) / 255)
             kept.append(float((label_maps(case, entry["pseudo_label"])[1] > 0).mean()))
         return {"mean_uncertainty": float(np.mean(uncertainty)), "kept_fraction": float(np.mean(kept))}
+
+    def _write_diagnostics(self, cache: PseudoLabelCache, cases: list[str], round_index: int) -> None:
+        """Pseudo-label quality against true labels (labelsUnlabeled/), when the dataset has them."""
+        config = self.dumm_config
+        true_labels = self.unlabeled_folder / TRUE_LABELS_SUBFOLDER
+        diagnostics = pseudo_label_diagnostics(cache, cases, true_labels, self.label_manager.num_segmentation_heads,
+                                               config.pixel_threshold)
+        if diagnostics is None:
+            return
+        stem = Path(self.output_folder) / f"dumm_diagnostics_round{round_index + 1}"
+        stem.with_suffix(".json").write_text(json.dumps(diagnostics, indent=1))
+        plot_diagnostics(diagnostics, cache, self._load_unlabeled_image, config.sample_uncertainty.value,
+                         config.pixel_uncertainty.value, stem.with_suffix(".png"), true_labels)
+        pixel = diagnostics["pixel_accuracy"][config.pixel_uncertainty.value]
+        self.print_to_log_file(
+            f"DUMM diagnostics round {round_index + 1} ({diagnostics['num_cases']} cases with true labels): "
+            f"pseudo-label Dice {diagnostics['pseudo_label_dice_mean']:.4f}; pixel accuracy kept "
+            f"{pixel['kept_accuracy']} vs masked {pixel['masked_accuracy']} ({config.pixel_uncertainty.value}); "
+            f"Spearman(U, error) {diagnostics['spearman_U_vs_error'][config.sample_uncertainty.value]} -> {stem}.json")
 
     def _write_ranking(self, cache: PseudoLabelCache) -> None:
         measures = {m: cache.sample_uncertainty(self.dumm_ranking, m) for m in ("dust", "dice", "entropy")}

@@ -1,0 +1,49 @@
+"""Shared fixtures: one tiny generated dataset, planned, with two stock teacher folds and a DUMM student.
+
+Everything runs on the CPU with the ``test`` budget (a few iterations): the pipeline is exercised end to end
+in well under a minute, which is what these tests are for; accuracy is the benchmarks' business.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from nnunet_dumm.demo_data import DemoDatasetSpec
+
+TINY_SPEC = DemoDatasetSpec(num_labeled=6, num_unlabeled=10, num_test=3, image_size=32, seed=3)
+
+
+@pytest.fixture(scope="session")
+def demo_settings(tmp_path_factory):
+    from nnunet_dumm.demo import DemoSettings
+
+    return DemoSettings(tmp_path_factory.mktemp("pipeline"), TINY_SPEC, budget="test", teacher_folds=(0, 1))
+
+
+@pytest.fixture(scope="session")
+def planned(demo_settings) -> Path:
+    """The tiny dataset generated, planned and preprocessed (labeled and unlabeled); returns the raw folder."""
+    from nnunet_dumm.demo import prepare_demo_dataset
+
+    return prepare_demo_dataset(demo_settings)
+
+
+@pytest.fixture(scope="session")
+def pipeline(planned, demo_settings) -> dict:
+    """Runs the demo pipeline once with the ``test`` budget and two teacher folds; returns its paths."""
+    from nnunet_dumm.demo import DATASET_NAME, run_demo
+
+    root = demo_settings.output_folder
+    summaries = run_demo(demo_settings)
+    results = Path(os.environ["nnUNet_results"]) / DATASET_NAME
+    return {
+        "root": root,
+        "summaries": summaries,
+        "raw": Path(os.environ["nnUNet_raw"]) / DATASET_NAME,
+        "preprocessed": Path(os.environ["nnUNet_preprocessed"]) / DATASET_NAME,
+        "stock": results / "nnUNetTrainerStock_test__nnUNetPlans__2d",
+        "student": results / "nnUNetTrainerDUMM_test__nnUNetPlans__2d",
+    }

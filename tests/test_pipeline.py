@@ -1,0 +1,133 @@
+"""End to end: the demo pipeline trains teachers and a DUMM student; stock nnU-Net commands use the result."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import TINY_SPEC
+
+
+def test_demo_reports_both_arms(pipeline):
+    summaries = pipeline["summaries"]
+    assert len(summaries) == 2
+    for summary in summaries.values():
+        assert set(summary["mean"]) == {"1", "2", "3"}
+        assert 0.0 <= summary["foreground_mean"]["Dice"] <= 1.0
+
+
+def test_student_folder_is_an_nnunet_model_folder(pipeline):
+    fold = pipeline["student"] / "fold_0"
+    for name in ("checkpoint_final.pth", "training_log_"):
+        assert any(p.name.startswith(name) for p in fold.iterdir()), name
+    for name in ("plans.json", "dataset.json", "dataset_fingerprint.json"):
+        assert (pipeline["student"] / name).is_file()
+    checkpoint = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    assert checkpoint["trainer_name"] == "nnUNetTrainerDUMM_test"
+    assert set(checkpoint["init_args"]) == {"plans", "configuration", "fold", "dataset_json", "device"}
+
+
+def test_config_metrics_and_ranking_are_written(pipeline):
+    from nnunet_dumm.config import DUMMConfig
+    from nnunet_dumm.trainers.variants import BUDGETS
+
+    fold = pipeline["student"] / "fold_0"
+    config = DUMMConfig.load(fold / "dumm_config.json")
+    assert config.teachers[0].trainer == "nnUNetTrainerStock_test"
+    records = [json.loads(line) for line in (fold / "dumm_metrics.jsonl").read_text().splitlines()]
+    num_epochs = BUDGETS["test"].num_epochs
+    assert [r["epoch"] for r in records] == list(range(num_epochs))
+    # default SUS: the reliable half for the first half of the epochs, then all cases
+    assert [r["round"] for r in records] == [1] * (num_epochs // 2) + [2] * (num_epochs - num_epochs // 2)
+    assert [r["selected_cases"] for r in records] == [5] * (num_epochs // 2) + [10] * (num_epochs - num_epochs // 2)
+    for r in records:
+        assert np.isfinite(r["sup_loss"]) and np.isfinite(r["unsup_loss"])
+        assert 0 <= r["batch_kept_fraction"] <= 1
+    ranking = json.loads((fold / "dumm_ranking.json").read_text())["ranking"]
+    assert len(ranking) == TINY_SPEC.num_unlabeled
+    values = [r["U_dust"] for r in ranking]
+    assert values == sorted(values)
+
+
+def test_teacher_pass_is_cached_and_round_two_has_its_own_pass(pipeline):
+    caches = list((pipeline["preprocessed"] / "dumm_pseudo_labels").iterdir())
+    assert len(caches) == 1
+    assert len(list(caches[0].glob("*.npz"))) == TINY_SPEC.num_unlabeled
+    sources = json.loads((caches[0] / "sources.json").read_text())
+    assert sorted(m["fold"] for m in sources["models"]) == ["0", "1"]
+    round2 = pipeline["student"] / "fold_0" / "dumm_pseudo_labels_round1"
+    assert len(list(round2.glob("*.npz"))) == TINY_SPEC.num_unlabeled
+    assert "student_weights_sha256" in json.loads((round2 / "sources.json").read_text())
+
+
+def _stock_command(args: list[str]) -> subprocess.CompletedProcess:
+    """Runs a console script of this environment as a user would, with the README's nnUNet_extTrainer set-up."""
+    bin_dir = Path(sys.executable).parent
+    env = dict(os.environ)
+    env.pop("nnUNet_extTrainer", None)
+    env["nnUNet_extTrainer"] = subprocess.run([bin_dir / "nnUNetv2_dumm_ext_trainer_path"], capture_output=True,
+                                              text=True, check=True, env=env).stdout.strip()
+    return subprocess.run([bin_dir / args[0], *args[1:]], capture_output=True, text=True, env=env)
+
+
+def test_stock_predict_and_ensemble_work_on_the_student(pipeline, tmp_path):
+    raw = pipeline["raw"]
+    for trainer in ("nnUNetTrainerDUMM_test", "nnUNetTrainerStock_test"):
+        result = _stock_command(["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(tmp_path / trainer),
+                                 "-d", "950", "-c", "2d", "-tr", trainer, "-f", "0", "-device", "cpu",
+                                 "--save_probabilities", "-npp", "1", "-nps", "1"])
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert len(list((tmp_path / trainer).glob("*.nii.gz"))) == TINY_SPEC.num_test
+    result = _stock_command(["nnUNetv2_ensemble", "-i", str(tmp_path / "nnUNetTrainerDUMM_test"),
+                             str(tmp_path / "nnUNetTrainerStock_test"), "-o", str(tmp_path / "ensemble"), "-np", "1"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list((tmp_path / "ensemble").glob("*.nii.gz"))) == TINY_SPEC.num_test
+
+
+def test_resume_after_crash_in_round_two_pass(pipeline, monkeypatch):
+    """A crash during the round-2 pseudo-label pass resumes with --c in round 2 from the transition checkpoint."""
+    from nnunetv2.run.run_training import run_training
+
+    import nnunet_dumm.trainers.dumm as dumm
+
+    real_pass = dumm.generate_pseudo_labels
+
+    def crash_in_round_two(members, cases, load_data, cache, *args, **kwargs):
+        if "round1" in cache.folder.name:
+            raise KeyboardInterrupt("simulated kill during the round-2 pass")
+        return real_pass(members, cases, load_data, cache, *args, **kwargs)
+
+    monkeypatch.setattr(dumm, "generate_pseudo_labels", crash_in_round_two)
+    with pytest.raises(KeyboardInterrupt):
+        run_training("950", "2d", 1, "nnUNetTrainerDUMM_test", device=torch.device("cpu"))
+    fold = pipeline["student"] / "fold_1"
+    checkpoint = torch.load(fold / "checkpoint_latest.pth", map_location="cpu", weights_only=False)
+    transition_epoch = len([line for line in (fold / "dumm_metrics.jsonl").read_text().splitlines()])
+    assert checkpoint["current_epoch"] == transition_epoch
+
+    monkeypatch.setattr(dumm, "generate_pseudo_labels", real_pass)
+    run_training("950", "2d", 1, "nnUNetTrainerDUMM_test", continue_training=True, device=torch.device("cpu"))
+    records = [json.loads(line) for line in (fold / "dumm_metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == list(range(len(records)))
+    assert records[transition_epoch]["round"] == 2
+    assert (fold / "checkpoint_final.pth").is_file()
+
+
+def test_resume_with_another_config_is_refused(pipeline, monkeypatch):
+    import dataclasses
+
+    from nnunetv2.run.run_training import run_training
+
+    from nnunet_dumm.trainers import variants
+
+    trainer = variants.nnUNetTrainerDUMM_test
+    monkeypatch.setattr(trainer, "dumm_config", dataclasses.replace(trainer.dumm_config, pixel_threshold=0.5))
+    with pytest.raises(RuntimeError, match="another DUMM config"):
+        run_training("950", "2d", 0, "nnUNetTrainerDUMM_test", continue_training=True, device=torch.device("cpu"))

@@ -1,0 +1,144 @@
+"""Unlabeled images: preprocessing with the dataset's plans, resume, and clear errors on bad input."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from nnunet_dumm.unlabeled import (
+    UnlabeledDataError,
+    completed_cases,
+    find_unlabeled_cases,
+    preprocess_unlabeled,
+    unlabeled_preprocessed_folder,
+)
+from tests.conftest import TINY_SPEC
+
+
+def test_unlabeled_cases_are_preprocessed_beside_the_labeled_folder(planned):
+    folder = unlabeled_preprocessed_folder("Dataset950_DUMMDemo", "nnUNetPlans_2d")
+    assert folder.parent == Path(os.environ["nnUNet_preprocessed"]) / "Dataset950_DUMMDemo"
+    assert len(completed_cases(folder)) == TINY_SPEC.num_unlabeled
+    # nothing leaked into the labeled folder, which nnU-Net's splits are made from
+    labeled = folder.parent / "nnUNetPlans_2d"
+    assert not any(p.name.startswith("demo_ul") for p in labeled.iterdir())
+    from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
+
+    data, seg, _, properties = nnUNetDatasetBlosc2(str(folder)).load_case("demo_ul_000")
+    assert data.shape[0] == 1 and seg.shape == (1, *data.shape[1:])
+    assert set(np.unique(seg[:])) <= {-1, 0}  # no label information: only nnU-Net's nonzero mask
+    assert set(properties["class_locations"]) == {1, 2, 3}
+
+
+def test_rerun_skips_finished_cases_and_redoes_a_missing_one(planned, capsys):
+    folder = unlabeled_preprocessed_folder("Dataset950_DUMMDemo", "nnUNetPlans_2d")
+    before = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.b2nd")}
+    (folder / "demo_ul_003.pkl").unlink()  # as if killed before the case's pickle was moved into place
+    preprocess_unlabeled(950, "2d")
+    assert "1 new" in capsys.readouterr().out
+    after = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.b2nd")}
+    changed = {name for name in before if before[name] != after[name]}
+    assert changed == {"demo_ul_003.b2nd", "demo_ul_003_seg.b2nd"}
+    assert len(completed_cases(folder)) == TINY_SPEC.num_unlabeled
+
+
+@pytest.fixture
+def bad_dataset(planned):
+    """A copy of the planned demo dataset as Dataset951_Bad, whose unlabeled images a test can break."""
+    raw_root, pre_root = Path(os.environ["nnUNet_raw"]), Path(os.environ["nnUNet_preprocessed"])
+    raw, pre = raw_root / "Dataset951_Bad", pre_root / "Dataset951_Bad"
+    shutil.rmtree(raw, ignore_errors=True)
+    shutil.rmtree(pre, ignore_errors=True)
+    shutil.copytree(planned, raw)
+    pre.mkdir()
+    for name in ("nnUNetPlans.json", "dataset.json"):
+        shutil.copy(pre_root / "Dataset950_DUMMDemo" / name, pre / name)
+    yield raw
+    shutil.rmtree(raw, ignore_errors=True)
+    shutil.rmtree(pre, ignore_errors=True)
+
+
+def _write(path: Path, array: np.ndarray) -> None:
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(path))
+
+
+def _first_unlabeled(raw: Path) -> Path:
+    return sorted((raw / "imagesUnlabeled").iterdir())[0]
+
+
+BAD_INPUTS = {
+    "two channels for a one-channel dataset": (
+        lambda raw: _write(raw / "imagesUnlabeled" / "demo_ul_000_0001.nii.gz", np.ones((32, 32), np.float32)),
+        "demo_ul_000_0000.nii.gz: case 'demo_ul_000' has 2 file",
+    ),
+    "wrong file ending": (
+        lambda raw: _write(raw / "imagesUnlabeled" / "extra_0000.nrrd", np.ones((32, 32), np.float32)),
+        "extra_0000.nrrd: wrong file ending",
+    ),
+    "no channel suffix": (
+        lambda raw: shutil.copy(_first_unlabeled(raw), raw / "imagesUnlabeled" / "plain.nii.gz"),
+        "plain.nii.gz: name must be CASE_XXXX",
+    ),
+    "missing dataset.json": (
+        lambda raw: (Path(os.environ["nnUNet_preprocessed"]) / raw.name / "dataset.json").unlink(),
+        "Dataset951_Bad/dataset.json: missing",
+    ),
+    "empty imagesUnlabeled": (
+        lambda raw: [p.unlink() for p in (raw / "imagesUnlabeled").iterdir()],
+        "imagesUnlabeled: empty",
+    ),
+    "no imagesUnlabeled": (
+        lambda raw: shutil.rmtree(raw / "imagesUnlabeled"),
+        "imagesUnlabeled: missing",
+    ),
+    "case id of a labeled case": (
+        lambda raw: shutil.copy(_first_unlabeled(raw), raw / "imagesUnlabeled" / "demo_tr_000_0000.nii.gz"),
+        "case id 'demo_tr_000' is also a labeled case",
+    ),
+    "corrupt image": (
+        lambda raw: (raw / "imagesUnlabeled" / "demo_ul_002_0000.nii.gz").write_bytes(b"not a nifti file"),
+        "demo_ul_002_0000.nii.gz: cannot be read as an image",
+    ),
+    "NaN image": (
+        lambda raw: _write(raw / "imagesUnlabeled" / "demo_ul_002_0000.nii.gz", np.full((32, 32), np.nan, np.float32)),
+        "demo_ul_002_0000.nii.gz: contains NaN",
+    ),
+    "constant image": (
+        lambda raw: _write(raw / "imagesUnlabeled" / "demo_ul_002_0000.nii.gz", np.full((32, 32), 7, np.float32)),
+        "demo_ul_002_0000.nii.gz: is constant",
+    ),
+    "3-D image in a 2-D dataset": (
+        lambda raw: _write(raw / "imagesUnlabeled" / "demo_ul_002_0000.nii.gz", np.ones((3, 32, 32), np.float32)),
+        "demo_ul_002_0000.nii.gz: is 3-D, the labeled images are 2-D",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_names_the_file_and_leaves_no_output(bad_dataset, case):
+    breaker, message = BAD_INPUTS[case]
+    breaker(bad_dataset)
+    with pytest.raises(UnlabeledDataError, match=message.replace("(", r"\(")):
+        preprocess_unlabeled(951, "2d", verbose=False)
+    assert not unlabeled_preprocessed_folder("Dataset951_Bad", "nnUNetPlans_2d").exists()
+
+
+def test_cli_exits_non_zero_with_the_message(bad_dataset, capsys):
+    from nnunet_dumm.cli import preprocess_unlabeled_entry
+
+    (bad_dataset / "imagesUnlabeled" / "demo_ul_001_0000.nii.gz").write_bytes(b"garbage")
+    with pytest.raises(SystemExit) as exit_info:
+        preprocess_unlabeled_entry(["-d", "951", "-c", "2d"])
+    assert exit_info.value.code == 2
+    assert "demo_ul_001_0000.nii.gz: cannot be read" in capsys.readouterr().err
+
+
+def test_find_unlabeled_cases_lists_channel_files(planned):
+    cases = find_unlabeled_cases(planned)
+    assert len(cases) == TINY_SPEC.num_unlabeled
+    assert all(len(files) == 1 and files[0].endswith("_0000.nii.gz") for files in cases.values())
