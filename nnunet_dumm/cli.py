@@ -11,6 +11,7 @@ __all__ = [
     "ext_trainer_path_entry",
     "generate_demo_dataset_entry",
     "preprocess_unlabeled_entry",
+    "pseudo_label_entry",
 ]
 
 
@@ -37,6 +38,76 @@ def preprocess_unlabeled_entry(argv: list[str] | None = None) -> None:
                 preprocess_unlabeled(dataset, configuration, args.plans, args.num_processes)
             except (UnlabeledDataError, FileNotFoundError, ValueError, RuntimeError) as e:
                 _fail(str(e))
+
+
+def pseudo_label_entry(argv: list[str] | None = None) -> None:
+    """``nnUNetv2_dumm_pseudo_label``: the teachers' pseudo-label pass of a DUMM trainer, shardable across jobs."""
+    parser = argparse.ArgumentParser(
+        description="Run (a share of) the teachers' pseudo-label pass that a DUMM trainer would run at its start, "
+        "into the shared cache under nnUNet_preprocessed. Split it like nnUNetv2_predict with -num_parts/-part_id "
+        "(one job per GPU or cluster node), then run once with --merge to check completeness and write the "
+        "SUS ranking. Training then finds the cache complete.")
+    parser.add_argument("-d", "--dataset", required=True, help="dataset name or id")
+    parser.add_argument("-c", "--configuration", default="2d", help="student configuration (default: 2d)")
+    parser.add_argument("-tr", "--trainer", default="nnUNetTrainerDUMM", help="the DUMM trainer whose teachers to use")
+    parser.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default: nnUNetPlans)")
+    parser.add_argument("-num_parts", type=int, default=1, help="number of jobs sharing the pass (default: 1)")
+    parser.add_argument("-part_id", type=int, default=0, help="this job's share, 0 .. num_parts-1 (default: 0)")
+    parser.add_argument("-device", default="cuda", help="cuda or cpu (default: cuda)")
+    parser.add_argument("--merge", action="store_true", help="check that every case is done, write the ranking")
+    args = parser.parse_args(argv)
+    if not 0 <= args.part_id < args.num_parts:
+        _fail(f"-part_id must be in 0..{args.num_parts - 1}, got {args.part_id}")
+
+    import json
+
+    import torch
+    from nnunetv2.paths import nnUNet_preprocessed
+    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from nnunet_dumm.discovery import enable_trainer_discovery
+    from nnunet_dumm.pseudo_labels import (
+        TeacherModelsMissing,
+        TeacherPass,
+        generate_pseudo_labels,
+        load_teacher_members,
+    )
+    from nnunet_dumm.selection import rank_cases
+    from nnunet_dumm.unlabeled import completed_cases, load_preprocessed_image, unlabeled_preprocessed_folder
+
+    enable_trainer_discovery()
+    dataset_name = maybe_convert_to_dataset_name(args.dataset)
+    preprocessed = Path(nnUNet_preprocessed) / dataset_name
+    plans_manager = PlansManager(str(preprocessed / f"{args.plans}.json"))
+    config = recursive_find_trainer_class_by_name(args.trainer).dumm_config
+    try:
+        teachers = TeacherPass.resolve(config.teachers, config.min_models, config.use_mirroring, plans_manager,
+                                       args.configuration, preprocessed)
+    except TeacherModelsMissing as e:
+        _fail(str(e))
+    folder = unlabeled_preprocessed_folder(dataset_name, plans_manager.get_configuration(args.configuration)
+                                           .data_identifier)
+    cases = completed_cases(folder)
+    if not cases:
+        _fail(f"{folder}: no preprocessed unlabeled cases; run nnUNetv2_dumm_preprocess_unlabeled first")
+    if args.merge:
+        missing = [c for c in cases if not teachers.cache.done(c)]
+        if missing:
+            _fail(f"{len(missing)} of {len(cases)} cases have no pseudo-labels in {teachers.cache.folder} yet, "
+                  f"e.g. {missing[:3]}")
+        ranking = rank_cases(teachers.cache.sample_uncertainty(cases, config.sample_uncertainty))
+        (teachers.cache.folder / "ranking.json").write_text(json.dumps(
+            {"sample_uncertainty": config.sample_uncertainty.value, "ranking": ranking}, indent=1))
+        print(f"{len(cases)} cases complete; ranking by {config.sample_uncertainty.value} in "
+              f"{teachers.cache.folder / 'ranking.json'}")
+        return
+    dataset_json = json.loads((preprocessed / "dataset.json").read_text())
+    members = load_teacher_members(teachers.folds, plans_manager, plans_manager.get_configuration(args.configuration),
+                                   dataset_json, torch.device(args.device), config.use_mirroring)
+    generate_pseudo_labels(members, cases, lambda case: load_preprocessed_image(folder, case), teachers.cache,
+                           teachers.sources, args.num_parts, args.part_id)
 
 
 def ext_trainer_path_entry(argv: list[str] | None = None) -> None:

@@ -7,13 +7,13 @@ labeled-only baseline), train the DUMM student, predict ``imagesTs`` with both a
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from nnunet_dumm.demo_data import DEMO_DATASET_ID, DemoDatasetSpec, generate_demo_dataset
+from nnunet_dumm.runs import predict_and_evaluate, train_fold
 
 __all__ = ["DemoSettings", "prepare_demo_dataset", "run_demo"]
 
@@ -43,41 +43,6 @@ def _set_nnunet_paths(output_folder: Path) -> None:
         folder = output_folder / name
         folder.mkdir(parents=True, exist_ok=True)
         os.environ[name] = str(folder)
-
-
-def _train(trainer: str, fold: int, device: str) -> Path:
-    import torch
-    from nnunetv2.run.run_training import run_training
-    from nnunetv2.utilities.file_path_utilities import get_output_folder
-
-    fold_folder = Path(get_output_folder(DATASET_NAME, trainer, "nnUNetPlans", "2d", fold))
-    if (fold_folder / "checkpoint_final.pth").is_file():
-        print(f"{trainer} fold {fold}: already trained ({fold_folder})")
-        return fold_folder.parent
-    if device == "cpu":
-        torch.set_num_threads(os.cpu_count() or 1)
-    continue_training = (fold_folder / "checkpoint_latest.pth").is_file()
-    run_training(DATASET_NAME, "2d", fold, trainer, "nnUNetPlans", continue_training=continue_training,
-                 device=torch.device(device))
-    return fold_folder.parent
-
-
-def _predict_and_evaluate(model_folder: Path, folds: tuple[int, ...], raw: Path, output: Path, device: str) -> dict:
-    import torch
-    from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder
-    from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-
-    if not (output / "summary.json").is_file():
-        predictor = nnUNetPredictor(device=torch.device(device), perform_everything_on_device=False,
-                                    allow_tqdm=False)
-        predictor.initialize_from_trained_model_folder(str(model_folder), use_folds=folds)
-        predictor.predict_from_files(str(raw / "imagesTs"), str(output), save_probabilities=False,
-                                     overwrite=False, num_processes_preprocessing=1,
-                                     num_processes_segmentation_export=1)
-        compute_metrics_on_folder(str(raw / "labelsTs"), str(output), str(output / "summary.json"), SimpleITKIO(),
-                                  ".nii.gz", [1, 2, 3], num_processes=1)
-    return json.loads((output / "summary.json").read_text())
 
 
 def prepare_demo_dataset(settings: DemoSettings) -> Path:
@@ -130,21 +95,21 @@ def run_demo(settings: DemoSettings) -> dict[str, dict]:
     stock = f"nnUNetTrainerStock_{settings.budget}"
     t = _step(f"4/6 training the stock teachers {stock}, folds {settings.teacher_folds} (fold 0 = baseline)")
     for fold in settings.teacher_folds:
-        stock_folder = _train(stock, fold, settings.device)
+        stock_folder = train_fold(DATASET_NAME, "2d", fold, stock, device=settings.device)
     print(f"done in {time.perf_counter() - t:.0f} s")
 
     student = f"{settings.student_trainer}_{settings.budget}"
     t = _step(f"5/6 training the DUMM student {student}, fold 0")
-    student_folder = _train(student, 0, settings.device)
+    student_folder = train_fold(DATASET_NAME, "2d", 0, student, device=settings.device)
     print(f"done in {time.perf_counter() - t:.0f} s")
 
     t = _step("6/6 predicting imagesTs with stock nnU-Net's predictor and evaluating")
     predictions = output_folder / "predictions"
     summaries = {
-        f"stock nnU-Net ({stock}, fold 0)": _predict_and_evaluate(stock_folder, (0,), raw,
-                                                                  predictions / "stock_fold0", settings.device),
-        f"DUMM ({student}, fold 0)": _predict_and_evaluate(student_folder, (0,), raw, predictions / "dumm_fold0",
-                                                           settings.device),
+        f"stock nnU-Net ({stock}, fold 0)": predict_and_evaluate(
+            stock_folder, (0,), raw / "imagesTs", raw / "labelsTs", predictions / "stock_fold0", settings.device),
+        f"DUMM ({student}, fold 0)": predict_and_evaluate(
+            student_folder, (0,), raw / "imagesTs", raw / "labelsTs", predictions / "dumm_fold0", settings.device),
     }
     print(f"done in {time.perf_counter() - t:.0f} s")
     print(format_dice_table(summaries, settings.spec))

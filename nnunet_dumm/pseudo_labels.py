@@ -37,6 +37,7 @@ __all__ = [
     "PseudoLabelCache",
     "PseudoLabelMaps",
     "TeacherModelsMissing",
+    "TeacherPass",
     "generate_pseudo_labels",
     "load_teacher_members",
     "resolve_teacher_folds",
@@ -209,6 +210,30 @@ class PseudoLabelCache:
         tmp = self.folder / f".{case}.{os.getpid()}.tmp.npz"
         np.savez_compressed(tmp, **entry)
         os.replace(tmp, self.entry(case))
+
+
+@dataclass(frozen=True)
+class TeacherPass:
+    """The teacher checkpoints of a student configuration and the cache their pseudo-labels go to.
+
+    The cache folder ``nnUNet_preprocessed/<dataset>/dumm_pseudo_labels/<data_identifier>_<key>`` is keyed by
+    the checkpoints' contents, mirroring and the student's preprocessing, so every student fold (and every
+    sharded job) with the same teachers shares it.
+    """
+
+    folds: tuple[tuple[Path, int | str, str], ...]
+    sources: dict
+    cache: PseudoLabelCache
+
+    @classmethod
+    def resolve(cls, teachers: Sequence[TeacherSpec], min_models: int, use_mirroring: bool, plans_manager,
+                configuration: str, preprocessed_dataset_folder: str | Path) -> TeacherPass:
+        folds = tuple(resolve_teacher_folds(teachers, plans_manager.dataset_name, plans_manager.plans_name,
+                                            configuration, min_models))
+        data_identifier = plans_manager.get_configuration(configuration).data_identifier
+        sources = teacher_sources(folds, use_mirroring, data_identifier)
+        folder = Path(preprocessed_dataset_folder) / "dumm_pseudo_labels" / f"{data_identifier}_{sources_key(sources)}"
+        return cls(folds, sources, PseudoLabelCache(folder))
 
 
 def pseudo_label_entry(probs: torch.Tensor) -> dict[str, np.ndarray]:

@@ -26,6 +26,7 @@ __all__ = [
     "UnlabeledPreprocessingTarget",
     "completed_cases",
     "find_unlabeled_cases",
+    "load_preprocessed_image",
     "preprocess_unlabeled",
     "unlabeled_preprocessed_folder",
 ]
@@ -58,6 +59,13 @@ def completed_cases(folder: str | Path) -> list[str]:
     if not folder.is_dir():
         return []
     return sorted(p.stem for p in folder.glob("*.pkl") if (folder / f"{p.stem}.b2nd").is_file())
+
+
+def load_preprocessed_image(folder: str | Path, case: str) -> np.ndarray:
+    """The preprocessed image ``(c, *spatial)`` of one case, read fully into memory."""
+    from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
+
+    return nnUNetDatasetBlosc2(str(folder), [case]).load_case(case)[0][:]
 
 
 def _files_per_labeled_case(raw_folder: Path, file_ending: str) -> int:

@@ -62,7 +62,7 @@ def test_teacher_pass_is_cached_and_round_two_has_its_own_pass(pipeline):
     assert len(list(caches[0].glob("*.npz"))) == TINY_SPEC.num_unlabeled
     sources = json.loads((caches[0] / "sources.json").read_text())
     assert sorted(m["fold"] for m in sources["models"]) == ["0", "1"]
-    round2 = pipeline["student"] / "fold_0" / "dumm_pseudo_labels_round1"
+    round2 = pipeline["student"] / "fold_0" / "dumm_pseudo_labels_round2"
     assert len(list(round2.glob("*.npz"))) == TINY_SPEC.num_unlabeled
     assert "student_weights_sha256" in json.loads((round2 / "sources.json").read_text())
 
@@ -100,7 +100,7 @@ def test_resume_after_crash_in_round_two_pass(pipeline, monkeypatch):
     real_pass = dumm.generate_pseudo_labels
 
     def crash_in_round_two(members, cases, load_data, cache, *args, **kwargs):
-        if "round1" in cache.folder.name:
+        if cache.folder.name == "dumm_pseudo_labels_round2":
             raise KeyboardInterrupt("simulated kill during the round-2 pass")
         return real_pass(members, cases, load_data, cache, *args, **kwargs)
 

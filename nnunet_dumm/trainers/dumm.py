@@ -19,12 +19,12 @@ import dataclasses
 import hashlib
 import io
 import json
+import os
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import torch
-from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.collate_outputs import collate_outputs
@@ -39,16 +39,15 @@ from nnunet_dumm.pseudo_labels import (
     EnsembleMember,
     PseudoLabelCache,
     PseudoLabelMaps,
+    TeacherPass,
     generate_pseudo_labels,
     load_teacher_members,
-    resolve_teacher_folds,
-    sources_key,
-    teacher_sources,
 )
 from nnunet_dumm.selection import rank_cases, unlabeled_loss_weight
 from nnunet_dumm.unlabeled import (
     TRUE_LABELS_SUBFOLDER,
     completed_cases,
+    load_preprocessed_image,
     preprocess_unlabeled,
     unlabeled_preprocessed_folder,
 )
@@ -130,28 +129,23 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         return (dist.get_world_size(), dist.get_rank()) if self.is_ddp else (1, 0)
 
     def _load_unlabeled_image(self, case: str) -> np.ndarray:
-        return nnUNetDatasetBlosc2(str(self.unlabeled_folder), [case]).load_case(case)[0][:]
+        return load_preprocessed_image(self.unlabeled_folder, case)
 
     def _teacher_pass(self, cases: list[str]) -> PseudoLabelCache:
         """Pseudo-labels of every unlabeled case by the teachers: shared by all folds, computed once."""
         config = self.dumm_config
-        self.dumm_teacher_folds = resolve_teacher_folds(
-            config.teachers, self.plans_manager.dataset_name, self.plans_manager.plans_name, self.configuration_name,
-            config.min_models)
-        self.dumm_teacher_sources = teacher_sources(self.dumm_teacher_folds, config.use_mirroring,
-                                                    self.configuration_manager.data_identifier)
-        key = f"{self.configuration_manager.data_identifier}_{sources_key(self.dumm_teacher_sources)}"
-        cache = PseudoLabelCache(Path(self.preprocessed_dataset_folder_base) / "dumm_pseudo_labels" / key)
-        if not all(cache.done(c) for c in cases):
-            self._run_pass(self._teacher_members(), cases, cache, self.dumm_teacher_sources)
-        self.dumm_teacher_cache = cache
-        return cache
+        self.dumm_teachers = TeacherPass.resolve(config.teachers, config.min_models, config.use_mirroring,
+                                                 self.plans_manager, self.configuration_name,
+                                                 self.preprocessed_dataset_folder_base)
+        if not all(self.dumm_teachers.cache.done(c) for c in cases):
+            self._run_pass(self._teacher_members(), cases, self.dumm_teachers.cache, self.dumm_teachers.sources)
+        return self.dumm_teachers.cache
 
     def _teacher_members(self) -> list[EnsembleMember]:
         # loaded once per process: finding the teachers' trainer classes alone costs nnU-Net ~10 s
         if self._dumm_teacher_members is None:
             self._dumm_teacher_members = load_teacher_members(
-                self.dumm_teacher_folds, self.plans_manager, self.configuration_manager, self.dataset_json,
+                self.dumm_teachers.folds, self.plans_manager, self.configuration_manager, self.dataset_json,
                 self.device, self.dumm_config.use_mirroring)
         return self._dumm_teacher_members
 
@@ -176,24 +170,24 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
     def _round_cache(self, round_index: int) -> PseudoLabelCache:
         """Round 0 (or a round without the student) uses the teachers' shared cache; later rounds their own."""
         if round_index == 0 or not self.dumm_config.student_joins_ensemble:
-            return self.dumm_teacher_cache
-        return PseudoLabelCache(Path(self.output_folder) / f"dumm_pseudo_labels_round{round_index}")
+            return self.dumm_teachers.cache
+        return PseudoLabelCache(Path(self.output_folder) / f"dumm_pseudo_labels_round{round_index + 1}")
 
     def _enter_round(self, round_index: int) -> None:
         config = self.dumm_config
         selection = config.schedule.select(self.dumm_ranking, round_index)
         cache = self._round_cache(round_index)
-        if cache is not self.dumm_teacher_cache and not all(cache.done(c) for c in selection):
+        if cache is not self.dumm_teachers.cache and not all(cache.done(c) for c in selection):
             self.set_deep_supervision_enabled(False)
             student = self._student_member()
-            sources = {"teachers": self.dumm_teacher_sources,
+            sources = {"teachers": self.dumm_teachers.sources,
                        "student_weights_sha256": _state_dict_digest(student.predictor.network.state_dict())}
             self._run_pass(self._teacher_members() + [student], selection, cache, sources)
-            self.set_deep_supervision_enabled(True)
+            self.set_deep_supervision_enabled(self.enable_deep_supervision)
             self.network.train()
         if self.local_rank == 0:
             # the teachers' pass covers the whole pool; a round's own pass only its selection
-            self._write_diagnostics(cache, self.dumm_ranking if cache is self.dumm_teacher_cache else selection,
+            self._write_diagnostics(cache, self.dumm_ranking if cache is self.dumm_teachers.cache else selection,
                                     round_index)
         label_maps = PseudoLabelMaps(str(cache.folder), config.pixel_uncertainty, config.pixel_weighting,
                                      config.pixel_threshold, config.weight_levels,
@@ -254,6 +248,14 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
     def _shutdown_unlabeled_loader(self) -> None:
         if hasattr(self.unlabeled_loader, "_finish"):
             self.unlabeled_loader._finish()
+
+    def save_checkpoint(self, filename: str) -> None:
+        # nnU-Net writes checkpoints in place; a kill during the write would leave a corrupt checkpoint_latest.pth
+        # that --c then fails on. Write to a temporary name and rename (atomic on POSIX).
+        temporary = f"{filename}.partial"
+        super().save_checkpoint(temporary)
+        if os.path.isfile(temporary):
+            os.replace(temporary, filename)
 
     # ----------------------------------------------------------------------------------------- training
     def on_train_epoch_start(self):
