@@ -131,3 +131,27 @@ def test_resume_with_another_config_is_refused(pipeline, monkeypatch):
     monkeypatch.setattr(trainer, "dumm_config", dataclasses.replace(trainer.dumm_config, pixel_threshold=0.5))
     with pytest.raises(RuntimeError, match="another DUMM config"):
         run_training("950", "2d", 0, "nnUNetTrainerDUMM_test", continue_training=True, device=torch.device("cpu"))
+
+
+def test_diagnostics_against_true_labels_are_written(pipeline):
+    fold = pipeline["student"] / "fold_0"
+    for round_number, num_cases in ((1, TINY_SPEC.num_unlabeled), (2, TINY_SPEC.num_unlabeled)):
+        diagnostics = json.loads((fold / f"dumm_diagnostics_round{round_number}.json").read_text())
+        assert diagnostics["num_cases"] == num_cases
+        assert 0 <= diagnostics["pseudo_label_dice_mean"] <= 1
+        assert set(diagnostics["pixel_accuracy"]) == {"kl", "variance", "entropy", "vote"}
+        assert set(diagnostics["spearman_U_vs_error"]) == {"dust", "dice", "entropy"}
+        assert (fold / f"dumm_diagnostics_round{round_number}.png").stat().st_size > 10_000
+
+
+def test_missing_teachers_stop_with_the_commands_that_train_them(pipeline):
+    from nnunet_dumm.config import TeacherSpec
+    from nnunet_dumm.pseudo_labels import TeacherModelsMissing, resolve_teacher_folds
+
+    with pytest.raises(TeacherModelsMissing) as error:
+        resolve_teacher_folds([TeacherSpec(trainer="nnUNetTrainerStock_test")], "Dataset950_DUMMDemo", "nnUNetPlans",
+                              "2d", min_models=3)
+    message = str(error.value)
+    assert "found 2" in message
+    for fold in (2, 3, 4):
+        assert f"nnUNetv2_train Dataset950_DUMMDemo 2d {fold} -tr nnUNetTrainerStock_test -p nnUNetPlans" in message

@@ -38,7 +38,7 @@ BUDGETS = {
     # the demo on 2 CPU cores (64 x 64 images)
     "demo": TrainingBudget(num_epochs=10, iterations_per_epoch=25, val_iterations_per_epoch=5),
     # CPU benchmarks on real data
-    "cpu": TrainingBudget(num_epochs=20, iterations_per_epoch=50, val_iterations_per_epoch=10),
+    "cpu": TrainingBudget(num_epochs=10, iterations_per_epoch=15, val_iterations_per_epoch=3),
 }
 
 _ONE_ROUND = {"round_fractions": (1.0,), "round_epoch_shares": (1.0,)}
