@@ -459,7 +459,8 @@ def convert_acdc(args: argparse.Namespace) -> Path:
         if layout == "h5":
             extra["spacing_assumption"] = (
                 f"SSL4MIS h5 files store no spacing: written as (x, y, z) = {spacing}, i.e. 1 unit = 1 pixel of the "
-                f"SSL4MIS in-plane grid (downscale {args.downscale}) and a through-plane spacing of {z_spacing} so that "
+                f"SSL4MIS in-plane grid (downscale {args.downscale}) and a through-plane spacing of {z_spacing} "
+                "so that "
                 "nnU-Net treats the volumes as anisotropic stacks of 2-D slices; distances are in pixels, not mm."
             )
         description = (

@@ -9,8 +9,8 @@ Source layouts:
   ``train/masks/ISIC_*_segmentation.png`` and, if present, ``unlabeled/images/`` as an unlabeled pool.
 
 Output format, as nnU-Net's own ``Dataset120_RoadSegmentation``: one RGB PNG per case, ``CASE_0000.png``, with
-``channel_names`` ``{0: R, 1: G, 2: B}`` and ``file_ending`` ``.png``; ``NaturalImage2DIO`` reads the three channels from
-that one file. ``--rgb-files split`` writes three grey PNGs ``_0000/_0001/_0002`` instead (also valid for nnU-Net).
+``channel_names`` ``{0: R, 1: G, 2: B}`` and ``file_ending`` ``.png``; ``NaturalImage2DIO`` reads the three
+channels from that one file. ``--rgb-files split`` writes three grey PNGs ``_0000/_0001/_0002`` instead (also valid for nnU-Net).
 Masks ({0, 255}) become {0, 1} (> 127 -> 1).
 
 A test hold-out (``--test-fraction``, own seed) is drawn first from all labeled images, so datasets with different
@@ -221,7 +221,8 @@ def convert_isic(args: argparse.Namespace) -> Path:
             ".png",
             dataset_name=folder.name,
             description=(
-                "ISIC dermoscopy lesion segmentation (binary), RGB PNG; labeled cases in imagesTr/labelsTr, unlabeled in "
+                "ISIC dermoscopy lesion segmentation (binary), RGB PNG; labeled cases in imagesTr/labelsTr, "
+                "unlabeled in "
                 "imagesUnlabeled (true labels, where known, in labelsUnlabeled), seeded test hold-out in imagesTs/"
                 "labelsTs, see split.json."
             ),
