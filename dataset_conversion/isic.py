@@ -10,7 +10,8 @@ Source layouts:
 
 Output format, as nnU-Net's own ``Dataset120_RoadSegmentation``: one RGB PNG per case, ``CASE_0000.png``, with
 ``channel_names`` ``{0: R, 1: G, 2: B}`` and ``file_ending`` ``.png``; ``NaturalImage2DIO`` reads the three
-channels from that one file. ``--rgb-files split`` writes three grey PNGs ``_0000/_0001/_0002`` instead (also valid for nnU-Net).
+channels from that one file. ``--rgb-files split`` writes three grey PNGs ``_0000/_0001/_0002`` instead (also valid
+for nnU-Net).
 Masks ({0, 255}) become {0, 1} (> 127 -> 1).
 
 A test hold-out (``--test-fraction``, own seed) is drawn first from all labeled images, so datasets with different
