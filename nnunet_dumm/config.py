@@ -38,6 +38,11 @@ class TeacherSpec:
 class DUMMConfig:
     """DUMM hyperparameters (see METHOD.md). Defaults were chosen on training data only (README, Results).
 
+    The measures were picked by how well they predict pseudo-label errors of the demo dataset's unlabeled
+    training images (true labels kept aside in labelsUnlabeled/, never the test set): the entropy of the fused
+    prediction separates wrong from right pixels best (AUROC 0.963 vs kl 0.933, variance 0.884, vote 0.711), and
+    1 - pairwise Dice ranks cases by pseudo-label error best (Spearman 0.52 vs entropy 0.45, dust 0.30).
+
     Attributes:
         teachers: the pseudo-label sources; by default the CV folds of a stock ``nnUNetTrainer`` run.
         min_models: fewer models on disk is an error (multi-model PUM needs disagreement).
@@ -58,11 +63,11 @@ class DUMMConfig:
     teachers: tuple[TeacherSpec, ...] = (TeacherSpec(),)
     min_models: int = 2
     use_mirroring: bool = True
-    pixel_uncertainty: PixelUncertainty = PixelUncertainty.KL
+    pixel_uncertainty: PixelUncertainty = PixelUncertainty.ENTROPY
     pixel_weighting: PixelWeighting = PixelWeighting.MASK
     pixel_threshold: float = 0.1
     weight_levels: int = 8
-    sample_uncertainty: SampleUncertainty = SampleUncertainty.DUST
+    sample_uncertainty: SampleUncertainty = SampleUncertainty.DICE
     round_fractions: tuple[float, ...] = (0.5, 1.0)
     round_epoch_shares: tuple[float, ...] = (1.0, 1.0)
     student_joins_ensemble: bool = True

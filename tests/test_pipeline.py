@@ -52,7 +52,7 @@ def test_config_metrics_and_ranking_are_written(pipeline):
         assert 0 <= r["batch_kept_fraction"] <= 1
     ranking = json.loads((fold / "dumm_ranking.json").read_text())["ranking"]
     assert len(ranking) == TINY_SPEC.num_unlabeled
-    values = [r["U_dust"] for r in ranking]
+    values = [r[f"U_{config.sample_uncertainty.value}"] for r in ranking]
     assert values == sorted(values)
 
 
