@@ -305,12 +305,15 @@ class PseudoLabelMaps:
     weight_levels: int
     num_classes: int
 
+    def weights(self, entry: dict[str, np.ndarray]) -> torch.Tensor:
+        """The loss weight of every pixel of a cache entry, in [0, 1]."""
+        u = torch.from_numpy(entry[f"u_{self.pixel_uncertainty.value}"]).float() / 255
+        return pixel_weights(u, self.pixel_weighting, self.pixel_threshold, self.num_classes)
+
     def __call__(self, case: str, nonzero_seg: np.ndarray) -> np.ndarray:
         entry = PseudoLabelCache(self.cache_folder).load(case)
-        u = torch.from_numpy(entry[f"u_{self.pixel_uncertainty.value}"]).float() / 255
-        weights = pixel_weights(u, self.pixel_weighting, self.pixel_threshold, self.num_classes)
         label_map = np.empty((2, *entry["pseudo_label"].shape), dtype=np.int16)
         label_map[0] = entry["pseudo_label"]
         label_map[0][nonzero_seg < 0] = -1
-        label_map[1] = torch.round(weights * self.weight_levels).to(torch.int16).numpy()
+        label_map[1] = torch.round(self.weights(entry) * self.weight_levels).to(torch.int16).numpy()
         return label_map

@@ -44,6 +44,7 @@ from nnunet_dumm.pseudo_labels import (
     load_teacher_members,
 )
 from nnunet_dumm.selection import rank_cases, unlabeled_loss_weight
+from nnunet_dumm.uncertainty import SampleUncertainty
 from nnunet_dumm.unlabeled import (
     TRUE_LABELS_SUBFOLDER,
     completed_cases,
@@ -193,30 +194,18 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
                                      config.pixel_threshold, config.weight_levels,
                                      self.label_manager.num_segmentation_heads)
         dataset = LabelMapDataset(str(self.unlabeled_folder), selection, label_maps)
+        self.dumm_round_stats = _selection_stats(label_maps, cache, selection)
         batch_size = max(1, round(config.unlabeled_batch_ratio * self.batch_size))
         if self.unlabeled_loader is not None:
             self._shutdown_unlabeled_loader()
         self.unlabeled_loader = build_unlabeled_loader(self, dataset, batch_size)
         self.dumm_round, self.dumm_selection = round_index, selection
-        self.dumm_round_stats = self._selection_stats(cache, selection)
         self.print_to_log_file(
             f"DUMM round {round_index + 1}/{config.schedule.num_rounds}: {len(selection)} of "
             f"{len(self.dumm_ranking)} unlabeled cases (pseudo-labels: {cache.folder}); "
             f"mean pixel uncertainty {self.dumm_round_stats['mean_uncertainty']:.4f}, "
             f"pixels kept {self.dumm_round_stats['kept_fraction']:.3f}"
         )
-
-    def _selection_stats(self, cache: PseudoLabelCache, selection: list[str]) -> dict:
-        config = self.dumm_config
-        label_maps = PseudoLabelMaps(str(cache.folder), config.pixel_uncertainty, config.pixel_weighting,
-                                     config.pixel_threshold, config.weight_levels,
-                                     self.label_manager.num_segmentation_heads)
-        uncertainty, kept = [], []
-        for case in selection:
-            entry = cache.load(case)
-            uncertainty.append(float(entry[f"u_{config.pixel_uncertainty.value}"].mean()) / 255)
-            kept.append(float((label_maps(case, entry["pseudo_label"])[1] > 0).mean()))
-        return {"mean_uncertainty": float(np.mean(uncertainty)), "kept_fraction": float(np.mean(kept))}
 
     def _write_diagnostics(self, cache: PseudoLabelCache, cases: list[str], round_index: int) -> None:
         """Pseudo-label quality against true labels (labelsUnlabeled/), when the dataset has them."""
@@ -238,7 +227,7 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
             f"Spearman(U, error) {diagnostics['spearman_U_vs_error'][config.sample_uncertainty.value]} -> {stem}.json")
 
     def _write_ranking(self, cache: PseudoLabelCache) -> None:
-        measures = {m: cache.sample_uncertainty(self.dumm_ranking, m) for m in ("dust", "dice", "entropy")}
+        measures = {m.value: cache.sample_uncertainty(self.dumm_ranking, m) for m in SampleUncertainty}
         ranking = [{"case": c, "rank": i, **{f"U_{m}": measures[m][c] for m in measures}}
                    for i, c in enumerate(self.dumm_ranking)]
         (Path(self.output_folder) / RANKING_FILE).write_text(json.dumps(
@@ -340,6 +329,16 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
 
 def _as_list(x):
     return x if isinstance(x, (list, tuple)) else [x]
+
+
+def _selection_stats(label_maps: PseudoLabelMaps, cache: PseudoLabelCache, selection: list[str]) -> dict:
+    """Mean pixel uncertainty and fraction of pixels with a non-zero weight over a round's cases."""
+    uncertainty, kept = [], []
+    for case in selection:
+        entry = cache.load(case)
+        uncertainty.append(float(entry[f"u_{label_maps.pixel_uncertainty.value}"].mean()) / 255)
+        kept.append(float((label_maps.weights(entry) > 0).float().mean()))
+    return {"mean_uncertainty": float(np.mean(uncertainty)), "kept_fraction": float(np.mean(kept))}
 
 
 def _state_dict_digest(state_dict: dict) -> str:
