@@ -97,6 +97,8 @@ def pseudo_label_entry(argv: list[str] | None = None) -> None:
         if missing:
             _fail(f"{len(missing)} of {len(cases)} cases have no pseudo-labels in {teachers.cache.folder} yet, "
                   f"e.g. {missing[:3]}")
+        for leftover in teachers.cache.folder.glob(".*.tmp.npz"):  # of jobs killed mid-write; all jobs are done now
+            leftover.unlink()
         ranking = rank_cases(teachers.cache.sample_uncertainty(cases, config.sample_uncertainty))
         (teachers.cache.folder / "ranking.json").write_text(json.dumps(
             {"sample_uncertainty": config.sample_uncertainty.value, "ranking": ranking}, indent=1))

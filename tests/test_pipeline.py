@@ -155,3 +155,37 @@ def test_missing_teachers_stop_with_the_commands_that_train_them(pipeline):
     assert "found 2" in message
     for fold in (2, 3, 4):
         assert f"nnUNetv2_train Dataset950_DUMMDemo 2d {fold} -tr nnUNetTrainerStock_test -p nnUNetPlans" in message
+
+
+def test_sharded_killed_and_resumed_pass_equals_the_trainers_pass(pipeline, tmp_path):
+    """Two shards, one SIGKILLed mid-pass and rerun, then --merge: the same pseudo-labels and ranking (CPU)."""
+    import shutil
+    import time
+
+    bin_dir = Path(sys.executable).parent
+    (cache,) = (pipeline["preprocessed"] / "dumm_pseudo_labels").iterdir()
+    reference = tmp_path / "reference"
+    shutil.move(cache, reference)
+    command = [bin_dir / "nnUNetv2_dumm_pseudo_label", "-d", "950", "-c", "2d", "-tr", "nnUNetTrainerDUMM_test",
+               "-device", "cpu", "-num_parts", "2"]
+    env = {**os.environ, "nnUNet_extTrainer": ""}
+    job = subprocess.Popen([*command, "-part_id", "0"], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not list(cache.glob("*.npz")) and time.time() < deadline and job.poll() is None:
+        time.sleep(0.05)
+    job.kill()  # SIGKILL, as a scheduler would
+    job.wait()
+    for part in ("0", "1"):
+        assert subprocess.run([*command, "-part_id", part], env=env, capture_output=True).returncode == 0
+    merged = subprocess.run([*command, "--merge"], env=env, capture_output=True, text=True)
+    assert merged.returncode == 0, merged.stderr[-2000:]
+    assert not list(cache.glob(".*"))
+    for entry in reference.glob("*.npz"):
+        with np.load(entry) as expected, np.load(cache / entry.name) as actual:
+            assert expected.files == actual.files
+            for key in expected.files:
+                np.testing.assert_array_equal(expected[key], actual[key])
+    ranking = json.loads((cache / "ranking.json").read_text())["ranking"]
+    trainer_ranking = json.loads((pipeline["student"] / "fold_0" / "dumm_ranking.json").read_text())["ranking"]
+    assert ranking == [r["case"] for r in trainer_ranking]
