@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e ".[test,benchmark]"
 	touch $(STAMP)
 
 demo: $(STAMP)
