@@ -253,8 +253,19 @@ def _duration(seconds: float | None) -> str:
 def write_json(path: Path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=_json_default) + "\n")
+    # NaN (undefined distances) becomes null: strict JSON readers reject NaN
+    tmp.write_text(json.dumps(_nan_to_none(data), indent=1, default=_json_default, allow_nan=False) + "\n")
     os.replace(tmp, path)
+
+
+def _nan_to_none(value):
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_none(v) for v in value]
+    if isinstance(value, (float, np.floating)) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _json_default(value):
@@ -375,7 +386,7 @@ def aggregate(records: list[dict], metrics: Sequence[str] = ("Dice", "HD95", "AS
 
 def format_metric(stats: dict, scale: float = 1.0, digits: int = 1) -> str:
     if stats["mean"] is None:
-        return "n/a"
+        return f"n/a ({stats['undefined']} undef.)" if stats["undefined"] else "n/a"
     text = f"{scale * stats['mean']:.{digits}f} ± {scale * stats['std']:.{digits}f}"
     return text + (f" ({stats['undefined']} undef.)" if stats["undefined"] else "")
 
@@ -384,7 +395,9 @@ def run_subprocess_json(cmd: Sequence[str], env: dict | None = None,
                         cwd: Path | None = None) -> tuple[dict, float, int]:
     """Runs ``cmd`` in a fresh process; returns (its last stdout line as JSON or {}, wall seconds, peak RSS bytes).
 
-    The peak RSS is that child's own (``os.wait4``), not the maximum over all children of this process.
+    The peak RSS is ``ru_maxrss`` of that child (``os.wait4``), not the maximum over all children; on Linux it
+    includes this process's RSS at fork (maxrss survives exec), so a worker that must report its own peak reads
+    ``VmHWM`` from ``/proc/self/status`` instead.
     """
     start = time.perf_counter()
     proc = subprocess.Popen(list(cmd), env=env, cwd=cwd, stdout=subprocess.PIPE, text=True)

@@ -196,7 +196,8 @@ def run(args: argparse.Namespace) -> Path:
     name = f"{args.dataset.upper()}_{data_tag(args)}"
     dataset_name = f"Dataset{dataset_id:03d}_{name}"
     raw = folders["nnUNet_raw"] / dataset_name
-    steps = StepLog(args.work_dir / "benchmark_steps.json", total=5 + args.teacher_folds + len(ARMS))
+    # convert, plan, unlabeled, teachers, 4 students, one prediction per row, report
+    steps = StepLog(args.work_dir / "benchmark_steps.json", total=3 + args.teacher_folds + 4 + len(ARMS) + 1)
 
     with steps.step("convert", f"convert {args.dataset} from {args.data} -> {raw}") as record:
         record["skipped"] = not convert(args, dataset_id, name, folders)
@@ -296,7 +297,7 @@ def bar_plot(path: Path, results: dict, classes: dict[str, str], title: str) -> 
 
     groups = [*classes, "mean"]
     width = 0.8 / len(results)
-    fig, ax = plt.subplots(figsize=(2.2 + 1.6 * len(groups) * len(results) / 4, 4.5))
+    fig, ax = plt.subplots(figsize=(5.5 + 1.6 * len(groups) * len(results) / 4, 4.5))
     for i, result in enumerate(results.values()):
         means = [100 * (result["summary"][g]["Dice"]["mean"] or 0) for g in groups]
         stds = [100 * (result["summary"][g]["Dice"]["std"] or 0) for g in groups]
@@ -306,7 +307,7 @@ def bar_plot(path: Path, results: dict, classes: dict[str, str], title: str) -> 
     ax.set_ylabel("Dice x 100")
     ax.set_ylim(0, 100)
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

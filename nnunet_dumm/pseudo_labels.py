@@ -9,6 +9,7 @@ everything that produced it (``sources.json``), and each file is written under a
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -50,16 +51,13 @@ class TeacherModelsMissing(RuntimeError):
 
 @dataclass
 class EnsembleMember:
-    """One model of the pseudo-labelling ensemble: a predictor and the weights to load into its network."""
+    """One model of the pseudo-labelling ensemble: an initialised nnunetv2 ``nnUNetPredictor`` with its network."""
 
     name: str
-    predictor: object  # nnunetv2 nnUNetPredictor, initialised
-    parameters: dict | None  # None: use the predictor's network as it is (the student being trained)
+    predictor: object
 
     def predict_probabilities(self, data: torch.Tensor) -> torch.Tensor:
         """Softmax ``(C, *spatial)`` for preprocessed data ``(c, *spatial)``, as nnUNetv2_predict computes it."""
-        if self.parameters is not None:
-            self.predictor.network.load_state_dict(self.parameters)
         with torch.no_grad():
             logits = self.predictor.predict_sliding_window_return_logits(data)
         # fp16 logits from the sliding window: cast before the softmax
@@ -133,7 +131,6 @@ def load_teacher_members(
 ) -> list[EnsembleMember]:
     """One ensemble member per teacher checkpoint, with one predictor (network) per model folder."""
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     by_folder: dict[tuple[Path, str], list] = {}
     for folder, fold, checkpoint in teacher_folds:
@@ -143,11 +140,17 @@ def load_teacher_members(
         predictor = nnUNetPredictor(device=device, use_mirroring=use_mirroring, perform_everything_on_device=False,
                                     allow_tqdm=False)
         predictor.initialize_from_trained_model_folder(str(folder), use_folds=tuple(folds), checkpoint_name=checkpoint)
-        _check_compatible(PlansManager(predictor.plans_manager.plans), predictor.configuration_manager,
+        _check_compatible(predictor.plans_manager, predictor.configuration_manager,
                           predictor.dataset_json, student_plans_manager, student_configuration_manager,
                           student_dataset_json, folder)
         for fold, parameters in zip(folds, predictor.list_of_parameters):
-            members.append(EnsembleMember(f"{folder.name}/fold_{fold}/{checkpoint}", predictor, parameters))
+            # A network per fold: swapping one network's weights for every case and fold costs a load_state_dict
+            # each time (a quarter of the pass in a profile); a copy costs one model's memory per fold.
+            member_predictor = copy.copy(predictor)
+            member_predictor.network = copy.deepcopy(predictor.network)
+            member_predictor.network.load_state_dict(parameters)
+            member_predictor.list_of_parameters = [parameters]
+            members.append(EnsembleMember(f"{folder.name}/fold_{fold}/{checkpoint}", member_predictor))
     return members
 
 

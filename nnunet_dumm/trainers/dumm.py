@@ -166,7 +166,7 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         predictor.manual_initialization(network, self.plans_manager, self.configuration_manager, None,
                                         self.dataset_json, self.__class__.__name__,
                                         self.inference_allowed_mirroring_axes)
-        return EnsembleMember(f"student@epoch{self.current_epoch}", predictor, None)
+        return EnsembleMember(f"student@epoch{self.current_epoch}", predictor)
 
     def _round_cache(self, round_index: int) -> PseudoLabelCache:
         """Round 0 (or a round without the student) uses the teachers' shared cache; later rounds their own."""
