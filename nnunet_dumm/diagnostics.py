@@ -85,34 +85,36 @@ def plot_diagnostics(diagnostics: dict, cache: PseudoLabelCache, image_loader, m
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    u = np.asarray(diagnostics["sample_uncertainty"][measure])
-    dice = np.asarray(diagnostics["pseudo_label_dice_per_case"])
-    order = np.argsort(u, kind="stable")
-    examples = [order[0], order[len(order) // 2], order[-1]]
-    fig, axes = plt.subplots(len(examples), 5, figsize=(16, 3.2 * len(examples)))
-    ranking_ax = axes[0, 0]
-    ranking_ax.scatter(u, dice, s=12)
-    ranking_ax.set_xlabel(f"U(x) ({measure})")
-    ranking_ax.set_ylabel("pseudo-label Dice")
-    rho = diagnostics["spearman_U_vs_error"][measure]
-    ranking_ax.set_title(f"ranking: Spearman(U, error) = {rho:.2f}" if rho is not None else "ranking")
-    for ax in axes[1:, 0]:
-        ax.axis("off")
-    for row, index in enumerate(examples):
-        case = diagnostics["cases"][index]
-        entry = cache.load(case)
-        image = np.asarray(image_loader(case))[0]
-        truth = np.load(Path(true_labels_folder) / f"{case}.npy").reshape(entry["pseudo_label"].shape)
-        z = entry["pseudo_label"].shape[0] // 2  # middle slice of a volume, the only one of a 2-D case
-        panels = [(image[z], "gray", "image"), (entry["pseudo_label"][z], "viridis", "pseudo-label"),
-                  (entry[f"u_{pixel_measure}"][z] / 255, "magma", f"uncertainty ({pixel_measure})"),
-                  (truth[z], "viridis", "true label")]
-        for col, (array, cmap, title) in enumerate(panels, start=1):
-            axes[row, col].imshow(array, cmap=cmap, interpolation="nearest")
-            axes[row, col].set_title(f"{case} (Dice {dice[index]:.2f}): {title}" if col == 1 else title, fontsize=9)
-            axes[row, col].axis("off")
-    fig.suptitle(f"pseudo-labels of {len(u)} cases: mean Dice {np.mean(dice):.3f}; rows: most reliable, median, "
-                 "least reliable by U(x)")
-    fig.tight_layout()
-    fig.savefig(output_file, dpi=80)
+    # nnU-Net's progress plot sets a global seaborn font scale of 2.5 on import; draw with matplotlib's defaults
+    with plt.style.context("default"):
+        u = np.asarray(diagnostics["sample_uncertainty"][measure])
+        dice = np.asarray(diagnostics["pseudo_label_dice_per_case"])
+        order = np.argsort(u, kind="stable")
+        examples = [order[0], order[len(order) // 2], order[-1]]
+        fig, axes = plt.subplots(len(examples), 5, figsize=(16, 3.2 * len(examples)))
+        ranking_ax = axes[0, 0]
+        ranking_ax.scatter(u, dice, s=12)
+        ranking_ax.set_xlabel(f"U(x) ({measure})")
+        ranking_ax.set_ylabel("pseudo-label Dice")
+        rho = diagnostics["spearman_U_vs_error"][measure]
+        ranking_ax.set_title(f"ranking: Spearman(U, error) = {rho:.2f}" if rho is not None else "ranking")
+        for ax in axes[1:, 0]:
+            ax.axis("off")
+        for row, index in enumerate(examples):
+            case = diagnostics["cases"][index]
+            entry = cache.load(case)
+            image = np.asarray(image_loader(case))[0]
+            truth = np.load(Path(true_labels_folder) / f"{case}.npy").reshape(entry["pseudo_label"].shape)
+            z = entry["pseudo_label"].shape[0] // 2  # middle slice of a volume, the only one of a 2-D case
+            panels = [(image[z], "gray", "image"), (entry["pseudo_label"][z], "viridis", "pseudo-label"),
+                      (entry[f"u_{pixel_measure}"][z] / 255, "magma", f"uncertainty ({pixel_measure})"),
+                      (truth[z], "viridis", "true label")]
+            for col, (array, cmap, title) in enumerate(panels, start=1):
+                axes[row, col].imshow(array, cmap=cmap, interpolation="nearest")
+                axes[row, col].set_title(f"{case} (Dice {dice[index]:.2f}): {title}" if col == 1 else title, fontsize=9)
+                axes[row, col].axis("off")
+        fig.suptitle(f"pseudo-labels of {len(u)} cases: mean Dice {np.mean(dice):.3f}; rows: most reliable, median, "
+                     "least reliable by U(x)")
+        fig.tight_layout()
+        fig.savefig(output_file, dpi=80)
     plt.close(fig)
