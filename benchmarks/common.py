@@ -47,7 +47,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 # the presets of nnunet_dumm.trainers.variants.BUDGETS, plus "full": nnU-Net's default schedule (trainer names
 # without a budget suffix)
-PRESETS = ("test", "demo", "cpu", "full")
+PRESETS = ("test", "demo", "cpu", "gpu", "full")
 
 
 # ------------------------------------------------------------------------------------------------ environment

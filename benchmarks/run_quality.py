@@ -47,7 +47,7 @@ from benchmarks.common import (  # noqa: E402
 CONFIGURATION = "2d"
 DATASET_IDS = {"acdc": 931, "isic": 941}
 CLASS_NAMES = {"acdc": {"1": "RV", "2": "Myo", "3": "LV"}, "isic": {"1": "lesion"}}
-DEFAULT_TEACHER_FOLDS = {"test": 2, "demo": 3, "cpu": 3, "full": 5}
+DEFAULT_TEACHER_FOLDS = {"test": 2, "demo": 3, "cpu": 3, "gpu": 3, "full": 5}
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,8 @@ def convert(args: argparse.Namespace, dataset_id: int, name: str, folders: dict[
                              f"use another --work-dir")
         print(f"dataset exists ({raw})")
         return False
+    if not args.data.is_dir():
+        raise SystemExit(f"--data {args.data}: no such folder")
     if args.dataset == "acdc":
         from dataset_conversion.acdc import main as converter
     else:
@@ -149,6 +151,11 @@ def trim_for_smoke(raw: Path, limit_unlabeled: int | None, limit_test: int | Non
 
 
 # ------------------------------------------------------------------------------------------------ pipeline
+def selected_arms(args: argparse.Namespace) -> list[Arm]:
+    """The rows to train and report, in the order of ``ARMS``."""
+    return [arm for arm in ARMS if arm.key in args.arms]
+
+
 def train(dataset_name: str, trainer: str, fold: int, args: argparse.Namespace, record: dict) -> Path:
     from nnunetv2.utilities.file_path_utilities import get_output_folder
 
@@ -165,7 +172,7 @@ def evaluate_arms(args: argparse.Namespace, raw: Path, model_folders: dict[str, 
 
     dataset_json = json.loads((raw / "dataset.json").read_text())
     results = {}
-    for arm in ARMS:
+    for arm in selected_arms(args):
         folds = tuple(range(args.teacher_folds)) if arm.folds == "teachers" else (0,)
         output = args.work_dir / "predictions" / arm.key
         with steps.step(f"predict_{arm.key}", f"predict imagesTs + evaluate: {arm.label}, folds {folds}") as record:
@@ -196,8 +203,11 @@ def run(args: argparse.Namespace) -> Path:
     name = f"{args.dataset.upper()}_{data_tag(args)}"
     dataset_name = f"Dataset{dataset_id:03d}_{name}"
     raw = folders["nnUNet_raw"] / dataset_name
-    # convert, plan, unlabeled, teachers, 4 students, one prediction per row, report
-    steps = StepLog(args.work_dir / "benchmark_steps.json", total=3 + args.teacher_folds + 4 + len(ARMS) + 1)
+    arms = selected_arms(args)
+    students = [arm for arm in arms if arm.trainer != "nnUNetTrainerStock"]
+    # convert, plan, unlabeled, teachers, students, one prediction per row, report
+    steps = StepLog(args.work_dir / "benchmark_steps.json",
+                    total=3 + args.teacher_folds + len(students) + len(arms) + 1)
 
     with steps.step("convert", f"convert {args.dataset} from {args.data} -> {raw}") as record:
         record["skipped"] = not convert(args, dataset_id, name, folders)
@@ -220,9 +230,7 @@ def run(args: argparse.Namespace) -> Path:
         with steps.step(f"teacher_fold{fold}", f"train teacher {teacher} fold {fold}"
                         + (" (= the stock baseline)" if fold == 0 else "")) as record:
             model_folders["stock"] = model_folders["stock_ensemble"] = train(dataset_name, teacher, fold, args, record)
-    for arm in ARMS:
-        if arm.trainer == "nnUNetTrainerStock":
-            continue
+    for arm in students:
         trainer = trainer_names(arm.trainer, args.preset)
         with steps.step(f"train_{arm.key}", f"train {arm.label}: {trainer} fold 0") as record:
             model_folders[arm.key] = train(dataset_name, trainer, 0, args, record)
@@ -322,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("dataset", choices=sorted(DATASET_IDS), help="which dataset (converter) to use")
     parser.add_argument("--data", type=Path, required=True, help="source folder (e.g. ../shared/data/acdc)")
     parser.add_argument("--preset", choices=PRESETS, default="cpu",
-                        help="training budget: test/demo/cpu (nnunet_dumm presets) or full (nnU-Net defaults)")
+                        help="training budget: test/demo/cpu/gpu (nnunet_dumm presets) or full (nnU-Net defaults)")
     parser.add_argument("--work-dir", type=Path, required=True,
                         help="nnUNet_raw/preprocessed/results and predictions go here; rerun to resume")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where the .md/.json/.png go")
@@ -340,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset-id", type=int, default=None, help="nnU-Net dataset id (default: 931 ACDC, 941 ISIC)")
     parser.add_argument("--limit-unlabeled", type=int, default=None,
                         help="keep a seeded random subset of N unlabeled cases (all arms get the same smaller pool)")
+    parser.add_argument("--arms", nargs="+", choices=[arm.key for arm in ARMS], default=[arm.key for arm in ARMS],
+                        help="rows to train and report (the teachers are always trained: fold 0 is the baseline); "
+                        "a later run with more arms reuses every finished model and prediction")
     parser.add_argument("--limit-test", type=int, default=None,
                         help="smoke runs only: keep the first N test cases after conversion")
     return parser
@@ -360,8 +371,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.dataset == "acdc" and args.labeled < args.teacher_folds:
         parser.error(f"ACDC folds are grouped by patient: {args.labeled} labeled patients give fewer than "
                      f"{args.teacher_folds} folds")
-    if not args.data.is_dir():
-        parser.error(f"--data {args.data}: no such folder")
     if args.device == "cpu":
         import torch
 
