@@ -69,6 +69,7 @@ def pseudo_label_entry(argv: list[str] | None = None) -> None:
 
     from nnunet_dumm.discovery import enable_trainer_discovery
     from nnunet_dumm.pseudo_labels import (
+        TeacherModelsIncompatible,
         TeacherModelsMissing,
         TeacherPass,
         generate_pseudo_labels,
@@ -106,8 +107,12 @@ def pseudo_label_entry(argv: list[str] | None = None) -> None:
               f"{teachers.cache.folder / 'ranking.json'}")
         return
     dataset_json = json.loads((preprocessed / "dataset.json").read_text())
-    members = load_teacher_members(teachers.folds, plans_manager, plans_manager.get_configuration(args.configuration),
-                                   dataset_json, torch.device(args.device), config.use_mirroring)
+    try:
+        members = load_teacher_members(teachers.folds, plans_manager,
+                                       plans_manager.get_configuration(args.configuration), dataset_json,
+                                       torch.device(args.device), config.use_mirroring)
+    except TeacherModelsIncompatible as e:
+        _fail(str(e))
     generate_pseudo_labels(members, cases, lambda case: load_preprocessed_image(folder, case), teachers.cache,
                            teachers.sources, args.num_parts, args.part_id)
 

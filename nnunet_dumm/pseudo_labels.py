@@ -37,6 +37,7 @@ __all__ = [
     "EnsembleMember",
     "PseudoLabelCache",
     "PseudoLabelMaps",
+    "TeacherModelsIncompatible",
     "TeacherModelsMissing",
     "TeacherPass",
     "generate_pseudo_labels",
@@ -47,6 +48,10 @@ __all__ = [
 
 class TeacherModelsMissing(RuntimeError):
     """Too few trained teacher models on disk; the message says how to train them."""
+
+
+class TeacherModelsIncompatible(ValueError):
+    """A teacher model folder was trained with other labels or another preprocessing than the student's dataset."""
 
 
 @dataclass
@@ -105,7 +110,8 @@ def _check_compatible(teacher_plans, teacher_configuration, teacher_dataset_json
                       student_configuration_manager, student_dataset_json: dict, folder: Path) -> None:
     # Teachers predict on the student's preprocessed data, so they must have been trained on the same preprocessing.
     if teacher_dataset_json["labels"] != student_dataset_json["labels"]:
-        raise ValueError(f"{folder}: teacher labels {teacher_dataset_json['labels']} differ from the dataset's "
+        raise TeacherModelsIncompatible(
+            f"{folder}: teacher labels {teacher_dataset_json['labels']} differ from the dataset's "
                          f"{student_dataset_json['labels']}")
     pairs = {
         "spacing": (teacher_configuration.spacing, student_configuration_manager.spacing),
@@ -119,7 +125,7 @@ def _check_compatible(teacher_plans, teacher_configuration, teacher_dataset_json
     }
     for name, (teacher_value, student_value) in pairs.items():
         if teacher_value != student_value:
-            raise ValueError(
+            raise TeacherModelsIncompatible(
                 f"{folder}: teacher preprocessing differs from the student's in {name} ({teacher_value} vs "
                 f"{student_value}); teachers must share the student's preprocessing (same spacing and normalisation)"
             )

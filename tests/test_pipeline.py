@@ -189,3 +189,46 @@ def test_sharded_killed_and_resumed_pass_equals_the_trainers_pass(pipeline, tmp_
     ranking = json.loads((cache / "ranking.json").read_text())["ranking"]
     trainer_ranking = json.loads((pipeline["student"] / "fold_0" / "dumm_ranking.json").read_text())["ranking"]
     assert ranking == [r["case"] for r in trainer_ranking]
+
+
+def _set_label(d):
+    d["labels"]["extra"] = len(d["labels"])
+
+
+def _set_spacing(p):
+    p["configurations"]["2d"]["spacing"] = [2 * s for s in p["configurations"]["2d"]["spacing"]]
+
+
+def _set_normalization(p):
+    p["configurations"]["2d"]["normalization_schemes"] = ["CTNormalization"]
+
+
+def _set_intensities(p):
+    p["foreground_intensity_properties_per_channel"]["0"]["mean"] += 1.0
+
+
+@pytest.mark.parametrize("file, mutate, field", [
+    ("dataset.json", _set_label, "labels"),
+    ("plans.json", _set_spacing, "spacing"),
+    ("plans.json", _set_normalization, "normalization_schemes"),
+    ("plans.json", _set_intensities, "foreground_intensity_properties_per_channel"),
+], ids=["labels", "spacing", "normalization", "intensities"])
+def test_incompatible_teachers_are_refused_naming_the_folder(pipeline, tmp_path, file, mutate, field):
+    """Teachers trained on other labels or another preprocessing would label the student's data wrongly."""
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from nnunet_dumm.pseudo_labels import TeacherModelsIncompatible, load_teacher_members
+
+    teacher = tmp_path / "teacher"
+    (teacher / "fold_0").mkdir(parents=True)
+    for name in ("dataset.json", "plans.json", "fold_0/checkpoint_final.pth"):
+        (teacher / name).write_bytes((pipeline["stock"] / name).read_bytes())
+    content = json.loads((teacher / file).read_text())
+    mutate(content)
+    (teacher / file).write_text(json.dumps(content))
+    plans_manager = PlansManager(str(pipeline["preprocessed"] / "nnUNetPlans.json"))
+    dataset_json = json.loads((pipeline["preprocessed"] / "dataset.json").read_text())
+    with pytest.raises(TeacherModelsIncompatible, match=field) as error:
+        load_teacher_members([(teacher, 0, "checkpoint_final.pth")], plans_manager,
+                             plans_manager.get_configuration("2d"), dataset_json, torch.device("cpu"), True)
+    assert str(teacher) in str(error.value)
