@@ -7,6 +7,8 @@ in well under a minute, which is what these tests are for; accuracy is the bench
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,23 @@ def pipeline(planned, demo_settings) -> dict:
         "stock": results / "nnUNetTrainerStock_test__nnUNetPlans__2d",
         "student": results / "nnUNetTrainerDUMM_test__nnUNetPlans__2d",
     }
+
+
+def user_env() -> dict[str, str]:
+    """This process's environment with the README's ``nnUNet_extTrainer`` set-up, as a user's shell has it."""
+    env = dict(os.environ)
+    env.pop("nnUNet_extTrainer", None)
+    env["nnUNet_extTrainer"] = subprocess.run([Path(sys.executable).parent / "nnUNetv2_dumm_ext_trainer_path"],
+                                              capture_output=True, text=True, check=True, env=env).stdout.strip()
+    return env
+
+
+def run_console_script(args: list[str]) -> subprocess.CompletedProcess:
+    """Runs a console script of this environment as a user would."""
+    return subprocess.run([Path(sys.executable).parent / args[0], *args[1:]], capture_output=True, text=True,
+                          env=user_env())
+
+
+def run_python_killed(code: str) -> subprocess.CompletedProcess:
+    """Runs ``code`` in a fresh interpreter of the user's environment; the code is expected to SIGKILL itself."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=user_env())

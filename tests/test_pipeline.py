@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import TINY_SPEC
+from tests.conftest import TINY_SPEC, run_console_script
 
 
 def test_demo_reports_both_arms(pipeline):
@@ -67,25 +67,15 @@ def test_teacher_pass_is_cached_and_round_two_has_its_own_pass(pipeline):
     assert "student_weights_sha256" in json.loads((round2 / "sources.json").read_text())
 
 
-def _stock_command(args: list[str]) -> subprocess.CompletedProcess:
-    """Runs a console script of this environment as a user would, with the README's nnUNet_extTrainer set-up."""
-    bin_dir = Path(sys.executable).parent
-    env = dict(os.environ)
-    env.pop("nnUNet_extTrainer", None)
-    env["nnUNet_extTrainer"] = subprocess.run([bin_dir / "nnUNetv2_dumm_ext_trainer_path"], capture_output=True,
-                                              text=True, check=True, env=env).stdout.strip()
-    return subprocess.run([bin_dir / args[0], *args[1:]], capture_output=True, text=True, env=env)
-
-
 def test_stock_predict_and_ensemble_work_on_the_student(pipeline, tmp_path):
     raw = pipeline["raw"]
     for trainer in ("nnUNetTrainerDUMM_test", "nnUNetTrainerStock_test"):
-        result = _stock_command(["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(tmp_path / trainer),
+        result = run_console_script(["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(tmp_path / trainer),
                                  "-d", "950", "-c", "2d", "-tr", trainer, "-f", "0", "-device", "cpu",
                                  "--save_probabilities", "-npp", "1", "-nps", "1"])
         assert result.returncode == 0, result.stderr[-3000:]
         assert len(list((tmp_path / trainer).glob("*.nii.gz"))) == TINY_SPEC.num_test
-    result = _stock_command(["nnUNetv2_ensemble", "-i", str(tmp_path / "nnUNetTrainerDUMM_test"),
+    result = run_console_script(["nnUNetv2_ensemble", "-i", str(tmp_path / "nnUNetTrainerDUMM_test"),
                              str(tmp_path / "nnUNetTrainerStock_test"), "-o", str(tmp_path / "ensemble"), "-np", "1"])
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(list((tmp_path / "ensemble").glob("*.nii.gz"))) == TINY_SPEC.num_test

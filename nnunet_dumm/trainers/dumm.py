@@ -111,6 +111,7 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         super().on_train_start()
         if self.local_rank == 0:
             self._save_or_check_config()
+            self._drop_metrics_from_current_epoch()
             preprocess_unlabeled(self.plans_manager.dataset_name, self.configuration_name,
                                  self.plans_manager.plans_name, verbose=True)
         self._barrier()
@@ -120,6 +121,24 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         if self.local_rank == 0:
             self._write_ranking(teacher_cache)
         self._enter_round(self.dumm_config.schedule.round_at_epoch(self.current_epoch, self.num_epochs))
+
+    def _drop_metrics_from_current_epoch(self) -> None:
+        # A run killed after its last checkpoint logged epochs that --c trains again (or, without any checkpoint,
+        # all of them); a kill during the append can leave a torn last line.
+        metrics_file = Path(self.output_folder) / METRICS_FILE
+        if not metrics_file.is_file():
+            return
+        kept = []
+        for line in metrics_file.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if record["epoch"] < self.current_epoch:
+                kept.append(line + "\n")
+        temporary = metrics_file.with_name(f".{METRICS_FILE}.partial")
+        temporary.write_text("".join(kept))
+        os.replace(temporary, metrics_file)
 
     def _barrier(self) -> None:
         if self.is_ddp:
