@@ -197,13 +197,13 @@ def _set_intensities(p):
     p["foreground_intensity_properties_per_channel"]["0"]["mean"] += 1.0
 
 
-@pytest.mark.parametrize("file, mutate, field", [
-    ("dataset.json", _set_label, "labels"),
-    ("plans.json", _set_spacing, "spacing"),
-    ("plans.json", _set_normalization, "normalization_schemes"),
-    ("plans.json", _set_intensities, "foreground_intensity_properties_per_channel"),
+@pytest.mark.parametrize("side, mutate, field", [
+    ("student_dataset_json", _set_label, "labels"),
+    ("teacher_plans", _set_spacing, "spacing"),
+    ("teacher_plans", _set_normalization, "normalization_schemes"),
+    ("teacher_plans", _set_intensities, "foreground_intensity_properties_per_channel"),
 ], ids=["labels", "spacing", "normalization", "intensities"])
-def test_incompatible_teachers_are_refused_naming_the_folder(pipeline, tmp_path, file, mutate, field):
+def test_incompatible_teachers_are_refused_naming_the_folder(pipeline, tmp_path, side, mutate, field):
     """Teachers trained on other labels or another preprocessing would label the student's data wrongly."""
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
@@ -213,11 +213,14 @@ def test_incompatible_teachers_are_refused_naming_the_folder(pipeline, tmp_path,
     (teacher / "fold_0").mkdir(parents=True)
     for name in ("dataset.json", "plans.json", "fold_0/checkpoint_final.pth"):
         (teacher / name).write_bytes((pipeline["stock"] / name).read_bytes())
-    content = json.loads((teacher / file).read_text())
-    mutate(content)
-    (teacher / file).write_text(json.dumps(content))
-    plans_manager = PlansManager(str(pipeline["preprocessed"] / "nnUNetPlans.json"))
     dataset_json = json.loads((pipeline["preprocessed"] / "dataset.json").read_text())
+    if side == "teacher_plans":
+        plans = json.loads((teacher / "plans.json").read_text())
+        mutate(plans)
+        (teacher / "plans.json").write_text(json.dumps(plans))
+    else:  # a teacher whose own files agree with each other, trained on another label set than the student's
+        mutate(dataset_json)
+    plans_manager = PlansManager(str(pipeline["preprocessed"] / "nnUNetPlans.json"))
     with pytest.raises(TeacherModelsIncompatible, match=field) as error:
         load_teacher_members([(teacher, 0, "checkpoint_final.pth")], plans_manager,
                              plans_manager.get_configuration("2d"), dataset_json, torch.device("cpu"), True)
