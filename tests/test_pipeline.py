@@ -176,6 +176,10 @@ def test_sharded_killed_and_resumed_pass_equals_the_trainers_pass(pipeline, tmp_
             assert expected.files == actual.files
             for key in expected.files:
                 np.testing.assert_array_equal(expected[key], actual[key])
+    # byte for byte too (numpy writes fixed zip timestamps): cache entries and the cache's key record
+    assert {p.name: p.read_bytes() for p in reference.glob("*.npz")} == {
+        p.name: p.read_bytes() for p in cache.glob("*.npz")}
+    assert (reference / "sources.json").read_bytes() == (cache / "sources.json").read_bytes()
     ranking = json.loads((cache / "ranking.json").read_text())["ranking"]
     trainer_ranking = json.loads((pipeline["student"] / "fold_0" / "dumm_ranking.json").read_text())["ranking"]
     assert ranking == [r["case"] for r in trainer_ranking]
