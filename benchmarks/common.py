@@ -9,6 +9,7 @@ are set.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -136,8 +137,12 @@ def command_line(argv: Sequence[str] | None = None) -> str:
     return "python " + " ".join(shlex.quote(a) for a in argv)
 
 
+@functools.cache
 def git_commit() -> str:
-    """``HEAD`` of the repository, with ``+dirty`` when tracked files differ from it (read-only git calls)."""
+    """``HEAD`` of the repository, with ``+dirty`` when tracked files differ from it (read-only git calls).
+
+    Cached: the scripts call it when they start, so a report written hours later names the code that ran, not a
+    commit made meanwhile."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
                               check=True).stdout.strip()

@@ -442,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    git_commit()  # the commit this run starts from (cached for the report)
     if args.teacher_folds < 2:
         parser.error("--teacher-folds must be >= 2 (DUMM's default needs two teachers)")
     if args.num_labeled < 2 * args.teacher_folds:

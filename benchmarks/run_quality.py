@@ -359,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    git_commit()  # the commit this run starts from (cached for the report)
     small = args.preset != "full"
     if args.downscale is None:
         args.downscale = 2 if small and args.dataset == "acdc" else 1
