@@ -110,9 +110,8 @@ def _check_compatible(teacher_plans, teacher_configuration, teacher_dataset_json
                       student_configuration_manager, student_dataset_json: dict, folder: Path) -> None:
     # Teachers predict on the student's preprocessed data, so they must have been trained on the same preprocessing.
     if teacher_dataset_json["labels"] != student_dataset_json["labels"]:
-        raise TeacherModelsIncompatible(
-            f"{folder}: teacher labels {teacher_dataset_json['labels']} differ from the dataset's "
-                         f"{student_dataset_json['labels']}")
+        raise TeacherModelsIncompatible(f"{folder}: teacher labels {teacher_dataset_json['labels']} differ from "
+                                        f"the dataset's {student_dataset_json['labels']}")
     pairs = {
         "spacing": (teacher_configuration.spacing, student_configuration_manager.spacing),
         "normalization_schemes": (teacher_configuration.normalization_schemes,
