@@ -423,3 +423,42 @@ def run_subprocess_json(cmd: Sequence[str], env: dict | None = None,
             result = {}
     # Linux reports ru_maxrss in KiB
     return result, wall, int(usage.ru_maxrss) * 1024
+
+
+# ------------------------------------------------------------------------------------------------ dev split
+def dev_split(raw: Path, count: int, seed: int = 0) -> list[str]:
+    """The development cases: ``count`` groups (ACDC: patients; ISIC: images) drawn, seeded, from the unlabeled
+    pool that has true labels (``labelsUnlabeled/``). Training-side data: never the test set; dev runs leave these
+    cases out of the pool, and defaults are chosen on them only."""
+    record = json.loads((raw / "split.json").read_text())
+    file_ending = json.loads((raw / "dataset.json").read_text())["file_ending"]
+    labeled_pool = sorted(p.name[: -len(file_ending)] for p in (raw / "labelsUnlabeled").glob(f"*{file_ending}")
+                          if (raw / "imagesUnlabeled" / f"{p.name[: -len(file_ending)]}_0000{file_ending}").is_file())
+    patients = record.get("groups", {}).get("unlabeled")
+
+    def group(case: str) -> str:
+        return next((p for p in patients if case.startswith(f"{p}_")), case) if patients else case
+
+    groups = sorted({group(c) for c in labeled_pool})
+    if count > len(groups):
+        raise SystemExit(f"{raw}: {count} dev groups requested, the unlabeled pool with true labels has {len(groups)}")
+    chosen = {groups[i] for i in np.random.default_rng(seed).permutation(len(groups))[:count]}
+    return [c for c in labeled_pool if group(c) in chosen]
+
+
+def linked_subset(raw: Path, cases: Sequence[str], images: str, labels: str, destination: Path) -> tuple[Path, Path]:
+    """``destination/{images,labels}`` with symbolic links to the given cases' files, for nnU-Net's predictor and
+    evaluator (which take whole folders)."""
+    file_ending = json.loads((raw / "dataset.json").read_text())["file_ending"]
+    image_folder, label_folder = destination / "images", destination / "labels"
+    for folder in (image_folder, label_folder):
+        folder.mkdir(parents=True, exist_ok=True)
+    for case in cases:
+        for source in (raw / images).glob(f"{case}_[0-9][0-9][0-9][0-9]{file_ending}"):
+            link = image_folder / source.name
+            if not link.exists():
+                link.symlink_to(source)
+        link = label_folder / f"{case}{file_ending}"
+        if not link.exists():
+            link.symlink_to(raw / labels / f"{case}{file_ending}")
+    return image_folder, label_folder

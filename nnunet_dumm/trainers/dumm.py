@@ -15,7 +15,6 @@ teachers' cache, so ``--c`` resumes in the same round with the same selection.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -364,13 +363,3 @@ def _state_dict_digest(state_dict: dict) -> str:
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, buffer)
     return hashlib.sha256(buffer.getvalue()).hexdigest()[:16]
-
-
-def with_config(name: str, module: str, base: type[nnUNetTrainerDUMM], **changes) -> type[nnUNetTrainerDUMM]:
-    """A named variant of ``base`` that only replaces config fields (nnU-Net's one-setting-per-class idiom).
-
-    ``module`` must be the module that binds the class to ``name``, so that it pickles and nnU-Net finds it.
-    """
-    return type(name, (base,), {"dumm_config": dataclasses.replace(base.dumm_config, **changes),
-                                "__module__": module, "__qualname__": name,
-                                "__doc__": f"{base.__name__} with {changes}"})

@@ -6,13 +6,15 @@ Ablations (full nnU-Net schedule):
 * ``nnUNetTrainerDUMM_noPUM``: one teacher (fold 0), no pixel weighting; SUS ranks by entropy.
 * ``nnUNetTrainerPseudoLabel``: plain single-model pseudo-labelling (Lee 2013): fold 0, one round, no weighting.
 
-Budget presets ``<arm>_<budget>`` (``test``, ``demo``, ``cpu``, ``gpu``) shorten nnU-Net's schedule for every arm alike,
-including ``nnUNetTrainerStock_<budget>``: stock nnU-Net with only the schedule changed (the baseline and the
-default teachers of the DUMM presets of the same budget).
+Budget presets ``<arm>_<budget>`` shorten nnU-Net's schedule for every arm alike, including
+``nnUNetTrainerStock_<budget>``: stock nnU-Net with only the schedule changed (the baseline and the default
+teachers of the DUMM presets of the same budget). Each preset is written out as its own class statement so that
+it can be found by name in this file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -20,7 +22,7 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_dumm.config import TeacherSpec
-from nnunet_dumm.trainers.dumm import nnUNetTrainerDUMM, with_config
+from nnunet_dumm.trainers.dumm import nnUNetTrainerDUMM
 
 
 @dataclass(frozen=True)
@@ -31,34 +33,69 @@ class TrainingBudget:
     iterations_per_epoch: int
     val_iterations_per_epoch: int
 
+    @property
+    def iterations(self) -> int:
+        return self.num_epochs * self.iterations_per_epoch
+
 
 BUDGETS = {
     # integration tests: a few seconds of training
     "test": TrainingBudget(num_epochs=4, iterations_per_epoch=3, val_iterations_per_epoch=2),
     # the demo on 2 CPU cores (64 x 64 images)
     "demo": TrainingBudget(num_epochs=10, iterations_per_epoch=25, val_iterations_per_epoch=5),
-    # CPU benchmarks on real data: all arms of one dataset in about 90 minutes on 2 cores (benchmarks/README.md);
-    # 150 iterations, 1/1667 of nnU-Net's default schedule: the fixed costs (pseudo-label passes, start-up, final
-    # validation, test prediction) already take about an hour there
+    # a pipeline check on real data: all arms of one dataset in about 90 minutes on 2 cores; 150 iterations are
+    # far from any plateau (benchmarks/README.md)
     "cpu": TrainingBudget(num_epochs=10, iterations_per_epoch=15, val_iterations_per_epoch=3),
     # a short GPU check of the same benchmarks, 1000 iterations (1/250 of nnU-Net's schedule): on one H200 with 16
     # cores the stock rows and DUMM of ACDC (half resolution, 40 unlabeled volumes) took 9 minutes, all rows ~15
     "gpu": TrainingBudget(num_epochs=20, iterations_per_epoch=50, val_iterations_per_epoch=5),
+    # the learning curve of stock nnU-Net that decides the proxy budget (benchmarks/learning_curve.py); validation
+    # iterations only feed nnU-Net's pseudo Dice (checkpoint_best), not any reported number
+    "500it": TrainingBudget(num_epochs=5, iterations_per_epoch=100, val_iterations_per_epoch=10),
+    "1000it": TrainingBudget(num_epochs=10, iterations_per_epoch=100, val_iterations_per_epoch=10),
+    "2000it": TrainingBudget(num_epochs=20, iterations_per_epoch=100, val_iterations_per_epoch=10),
+    "4000it": TrainingBudget(num_epochs=40, iterations_per_epoch=100, val_iterations_per_epoch=10),
+    "8000it": TrainingBudget(num_epochs=80, iterations_per_epoch=100, val_iterations_per_epoch=10),
 }
 
 _ONE_ROUND = {"round_fractions": (1.0,), "round_epoch_shares": (1.0,)}
-_SINGLE_MODEL = {"min_models": 1, "pixel_weighting": "none", "student_joins_ensemble": False,
-                 "sample_uncertainty": "entropy"}
-
-nnUNetTrainerDUMM_noSUS = with_config("nnUNetTrainerDUMM_noSUS", __name__, nnUNetTrainerDUMM, **_ONE_ROUND)
-nnUNetTrainerDUMM_noPUM = with_config("nnUNetTrainerDUMM_noPUM", __name__, nnUNetTrainerDUMM,
-                                      teachers=(TeacherSpec(folds=(0,)),), **_SINGLE_MODEL)
-nnUNetTrainerPseudoLabel = with_config("nnUNetTrainerPseudoLabel", __name__, nnUNetTrainerDUMM,
-                                       teachers=(TeacherSpec(folds=(0,)),), **_SINGLE_MODEL, **_ONE_ROUND)
+_SINGLE_MODEL = {"teachers": (TeacherSpec(folds=(0,)),), "min_models": 1, "pixel_weighting": "none",
+                 "student_joins_ensemble": False, "sample_uncertainty": "entropy"}
 
 
-class _BudgetMixin:
+class nnUNetTrainerDUMM_noSUS(nnUNetTrainerDUMM):
+    """DUMM without SUS: every unlabeled case from the first epoch, in one round."""
+
+    dumm_config = dataclasses.replace(nnUNetTrainerDUMM.dumm_config, **_ONE_ROUND)
+
+
+class nnUNetTrainerDUMM_noPUM(nnUNetTrainerDUMM):
+    """DUMM without PUM: one teacher (fold 0), no pixel weighting; SUS ranks its cases by entropy."""
+
+    dumm_config = dataclasses.replace(nnUNetTrainerDUMM.dumm_config, **_SINGLE_MODEL)
+
+
+class nnUNetTrainerPseudoLabel(nnUNetTrainerDUMM):
+    """Plain single-model pseudo-labelling (Lee 2013): fold-0 teacher, one round, every pixel counts."""
+
+    dumm_config = dataclasses.replace(nnUNetTrainerDUMM.dumm_config, **_SINGLE_MODEL, **_ONE_ROUND)
+
+
+class _BudgetPreset:
+    """Mixin of a budget preset: ``class X(_BudgetPreset, <arm>, budget="cpu")`` trains ``<arm>`` on that budget.
+
+    DUMM presets take their teachers from the stock preset of the same budget.
+    """
+
     budget: ClassVar[TrainingBudget]
+
+    def __init_subclass__(cls, budget: str, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.budget = BUDGETS[budget]
+        arm = cls.__bases__[-1]
+        cls.__doc__ = f"{arm.__name__} with the '{budget}' budget {cls.budget}"
+        if issubclass(cls, nnUNetTrainerDUMM):
+            cls.dumm_config = arm.dumm_config.replace_teacher_trainer(f"nnUNetTrainerStock_{budget}")
 
     # the five-argument signature nnU-Net requires of every trainer
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
@@ -69,23 +106,49 @@ class _BudgetMixin:
         self.num_val_iterations_per_epoch = self.budget.val_iterations_per_epoch
 
 
-def _budget_preset(base: type, budget_name: str) -> type:
-    name = f"{'nnUNetTrainerStock' if base is nnUNetTrainer else base.__name__}_{budget_name}"
-    namespace = {"budget": BUDGETS[budget_name], "__module__": __name__, "__qualname__": name,
-                 "__doc__": f"{base.__name__} with the '{budget_name}' budget {BUDGETS[budget_name]}"}
-    if issubclass(base, nnUNetTrainerDUMM):
-        # teachers trained with the same budget, by default
-        namespace["dumm_config"] = base.dumm_config.replace_teacher_trainer(f"nnUNetTrainerStock_{budget_name}")
-    return type(name, (_BudgetMixin, base), namespace)
+# --- test
+class nnUNetTrainerStock_test(_BudgetPreset, nnUNetTrainer, budget="test"): ...
+class nnUNetTrainerDUMM_test(_BudgetPreset, nnUNetTrainerDUMM, budget="test"): ...
+class nnUNetTrainerDUMM_noSUS_test(_BudgetPreset, nnUNetTrainerDUMM_noSUS, budget="test"): ...
+class nnUNetTrainerDUMM_noPUM_test(_BudgetPreset, nnUNetTrainerDUMM_noPUM, budget="test"): ...
+class nnUNetTrainerPseudoLabel_test(_BudgetPreset, nnUNetTrainerPseudoLabel, budget="test"): ...
+
+
+# --- demo
+class nnUNetTrainerStock_demo(_BudgetPreset, nnUNetTrainer, budget="demo"): ...
+class nnUNetTrainerDUMM_demo(_BudgetPreset, nnUNetTrainerDUMM, budget="demo"): ...
+class nnUNetTrainerDUMM_noSUS_demo(_BudgetPreset, nnUNetTrainerDUMM_noSUS, budget="demo"): ...
+class nnUNetTrainerDUMM_noPUM_demo(_BudgetPreset, nnUNetTrainerDUMM_noPUM, budget="demo"): ...
+class nnUNetTrainerPseudoLabel_demo(_BudgetPreset, nnUNetTrainerPseudoLabel, budget="demo"): ...
+
+
+# --- cpu
+class nnUNetTrainerStock_cpu(_BudgetPreset, nnUNetTrainer, budget="cpu"): ...
+class nnUNetTrainerDUMM_cpu(_BudgetPreset, nnUNetTrainerDUMM, budget="cpu"): ...
+class nnUNetTrainerDUMM_noSUS_cpu(_BudgetPreset, nnUNetTrainerDUMM_noSUS, budget="cpu"): ...
+class nnUNetTrainerDUMM_noPUM_cpu(_BudgetPreset, nnUNetTrainerDUMM_noPUM, budget="cpu"): ...
+class nnUNetTrainerPseudoLabel_cpu(_BudgetPreset, nnUNetTrainerPseudoLabel, budget="cpu"): ...
+
+
+# --- gpu
+class nnUNetTrainerStock_gpu(_BudgetPreset, nnUNetTrainer, budget="gpu"): ...
+class nnUNetTrainerDUMM_gpu(_BudgetPreset, nnUNetTrainerDUMM, budget="gpu"): ...
+class nnUNetTrainerDUMM_noSUS_gpu(_BudgetPreset, nnUNetTrainerDUMM_noSUS, budget="gpu"): ...
+class nnUNetTrainerDUMM_noPUM_gpu(_BudgetPreset, nnUNetTrainerDUMM_noPUM, budget="gpu"): ...
+class nnUNetTrainerPseudoLabel_gpu(_BudgetPreset, nnUNetTrainerPseudoLabel, budget="gpu"): ...
+
+
+# --- the stock learning curve (stock only: it decides the proxy budget)
+class nnUNetTrainerStock_500it(_BudgetPreset, nnUNetTrainer, budget="500it"): ...
+class nnUNetTrainerStock_1000it(_BudgetPreset, nnUNetTrainer, budget="1000it"): ...
+class nnUNetTrainerStock_2000it(_BudgetPreset, nnUNetTrainer, budget="2000it"): ...
+class nnUNetTrainerStock_4000it(_BudgetPreset, nnUNetTrainer, budget="4000it"): ...
+class nnUNetTrainerStock_8000it(_BudgetPreset, nnUNetTrainer, budget="8000it"): ...
 
 
 ARMS = (nnUNetTrainer, nnUNetTrainerDUMM, nnUNetTrainerDUMM_noSUS, nnUNetTrainerDUMM_noPUM, nnUNetTrainerPseudoLabel)
-PRESETS = {}
-for _budget in BUDGETS:
-    for _arm in ARMS:
-        _preset = _budget_preset(_arm, _budget)
-        PRESETS[_preset.__name__] = _preset
-globals().update(PRESETS)
+PRESETS = {name: cls for name, cls in dict(globals()).items()
+           if isinstance(cls, type) and issubclass(cls, _BudgetPreset) and cls is not _BudgetPreset}
 
 __all__ = ["BUDGETS", "TrainingBudget", "nnUNetTrainerDUMM_noSUS", "nnUNetTrainerDUMM_noPUM",
            "nnUNetTrainerPseudoLabel", *PRESETS]

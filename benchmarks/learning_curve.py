@@ -1,0 +1,209 @@
+"""Learning curve of stock nnU-Net fold 0 on training-side data: the budget at which it stops improving.
+
+The ``proxy`` benchmark preset must give the stock baseline a budget near its own plateau, or a semi-supervised
+gain can be nothing more than more training. This script trains stock nnU-Net fold 0 (``nnUNetTrainerStock_<N>it``,
+nnU-Net's schedule shortened to N iterations) for each budget and scores it on the **dev split**: a fixed, seeded
+set of unlabeled-pool cases (ACDC: patients) with their true labels; never the test set. The smallest budget whose
+doubling adds less than ``--plateau-gain`` Dice points is the plateau. Writes
+``benchmarks/results/<dataset>_learning_curve_<data-tag>.{md,json,png}``; resumable like ``run_quality.py`` (same
+work directory layout, so the models it trains are reused by a quality run of the same dataset).
+
+Example:
+    python benchmarks/learning_curve.py acdc --data ../shared/data/acdc --labeled 7 --downscale 4 \\
+        --work-dir work_dirs/acdc_L7_ds4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/learning_curve.py` from anywhere
+
+from benchmarks.common import (  # noqa: E402
+    RESULTS_DIR,
+    StepLog,
+    aggregate,
+    case_metrics,
+    command_line,
+    data_augmentation_in_process,
+    dev_split,
+    git_commit,
+    linked_subset,
+    machine_info,
+    plan_and_preprocess,
+    provenance_markdown,
+    seed_everything,
+    set_nnunet_paths,
+    write_json,
+)
+from benchmarks.run_quality import CLASS_NAMES, CONFIGURATION, DATASET_IDS, convert, data_tag  # noqa: E402
+
+
+def run(args: argparse.Namespace) -> Path:
+    start = time.perf_counter()
+    args.work_dir = args.work_dir.resolve()
+    folders = set_nnunet_paths(args.work_dir)
+    dataset_id = args.dataset_id or DATASET_IDS[args.dataset]
+    name = f"{args.dataset.upper()}_{data_tag(args)}"
+    dataset_name = f"Dataset{dataset_id:03d}_{name}"
+    raw = folders["nnUNet_raw"] / dataset_name
+    steps = StepLog(args.work_dir / "benchmark_steps.json", total=2 + 2 * len(args.budgets) + 1)
+    with steps.step("convert", f"convert {args.dataset} from {args.data} -> {raw}") as record:
+        record["skipped"] = not convert(args, dataset_id, name, folders)
+    with steps.step("plan", "nnU-Net fingerprint, plans and preprocessing of the labeled cases (2d)") as record:
+        record["skipped"] = not plan_and_preprocess(dataset_id, dataset_name, CONFIGURATION)
+    data_augmentation_in_process(args.device)
+
+    from nnunet_dumm.runs import predict_and_evaluate, train_fold
+
+    dev_cases = dev_split(raw, args.dev_groups, args.dev_seed)
+    images, labels = linked_subset(raw, dev_cases, "imagesUnlabeled", "labelsUnlabeled", args.work_dir / "dev_split")
+    dataset_json = json.loads((raw / "dataset.json").read_text())
+    points = []
+    for iterations in args.budgets:
+        trainer = f"nnUNetTrainerStock_{iterations}it"
+        with steps.step(f"curve_train_{iterations}", f"train {trainer} fold 0 (seed {args.seed})") as record:
+            from nnunetv2.utilities.file_path_utilities import get_output_folder
+
+            fold_folder = Path(get_output_folder(dataset_name, trainer, "nnUNetPlans", CONFIGURATION, 0))
+            record["skipped"] = (fold_folder / "checkpoint_final.pth").is_file()
+            seed_everything(args.seed)
+            model_folder = train_fold(dataset_name, CONFIGURATION, 0, trainer, device=args.device)
+        output = args.work_dir / "predictions" / f"dev_{trainer}_fold0"
+        with steps.step(f"curve_dev_{iterations}", f"predict + evaluate the {len(dev_cases)} dev cases: {trainer}") \
+                as record:
+            record["skipped"] = (output / "summary.json").is_file()
+            summary = predict_and_evaluate(model_folder, (0,), images, labels, output, args.device)
+            per_case = case_metrics(summary, dataset_json)
+        stats = aggregate(per_case, metrics=("Dice",))
+        points.append({"iterations": iterations, "trainer": trainer, "train_wall_s": steps.steps[
+            f"curve_train_{iterations}"].get("wall_s"), "dice": {k: v["Dice"]["mean"] for k, v in stats.items()},
+            "per_case": per_case})
+        print(f"{trainer}: dev mean Dice {100 * points[-1]['dice']['mean']:.1f}")
+
+    with steps.step("curve_report", "write the report") as record:
+        stem = args.results_dir / f"{args.dataset}_learning_curve_{data_tag(args)}"
+        write_reports(stem, args, dev_cases, points, steps, time.perf_counter() - start)
+        record["files"] = [str(stem.with_suffix(s)) for s in (".md", ".json", ".png")]
+    print(f"\nreport: {stem}.md (+ .json, .png)")
+    return stem
+
+
+def plateau(points: list[dict], gain: float) -> int | None:
+    """The smallest budget whose doubling (the next point, if it is twice as long) adds less than ``gain``."""
+    by_iterations = {p["iterations"]: 100 * p["dice"]["mean"] for p in points}
+    for iterations, dice in sorted(by_iterations.items()):
+        if 2 * iterations in by_iterations and by_iterations[2 * iterations] - dice < gain:
+            return iterations
+    return None
+
+
+def write_reports(stem: Path, args: argparse.Namespace, dev_cases: list[str], points: list[dict], steps: StepLog,
+                  wall: float) -> None:
+    classes = CLASS_NAMES[args.dataset]
+    machine, commit, command = machine_info(args.device), git_commit(), command_line()
+    chosen = plateau(points, args.plateau_gain)
+    lines = [
+        f"# Learning curve of stock nnU-Net fold 0: {args.dataset.upper()} {data_tag(args)}",
+        "",
+        f"Stock nnU-Net (`nnUNetTrainerStock_<N>it`: nnU-Net's trainer, schedule shortened to N iterations in epochs "
+        f"of 100 iterations, poly learning rate over the shortened schedule), fold 0, seed {args.seed}, 2d. Scored on "
+        f"the **dev split** (training-side data, never the test set): {len(dev_cases)} cases of the unlabeled pool "
+        f"({args.dev_groups} {'patients' if args.dataset == 'acdc' else 'images'}, seed {args.dev_seed}) with their "
+        "true labels; stock nnU-Net never sees the unlabeled pool. Dice x 100, mean over classes per case, then over "
+        "cases.",
+        "",
+        provenance_markdown(command, "learning curve", args.seed, machine, commit, steps),
+        f"\nTotal wall time of this invocation: {wall / 60:.1f} min.",
+        "",
+        "| iterations | " + " | ".join(classes.values()) + " | mean | gain over the previous budget | train wall |",
+        "|---:" + "|---:" * (len(classes) + 3) + "|",
+    ]
+    previous = None
+    for p in points:
+        mean = 100 * p["dice"]["mean"]
+        gain = "" if previous is None else f"{mean - previous:+.1f}"
+        wall_s = p["train_wall_s"]
+        lines.append(f"| {p['iterations']} | " + " | ".join(f"{100 * p['dice'][c]:.1f}" for c in classes)
+                     + f" | {mean:.1f} | {gain} | {'-' if wall_s is None else f'{wall_s / 60:.1f} min'} |")
+        previous = mean
+    lines += ["", f"Plateau (smallest budget whose doubling adds less than {args.plateau_gain} Dice point): "
+              + (f"**{chosen} iterations**" if chosen else "not reached within these budgets"), "",
+              f"![learning curve]({stem.name}.png)", ""]
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".md").write_text("\n".join(lines))
+    write_json(stem.with_suffix(".json"), {
+        "benchmark": "learning_curve", "dataset": args.dataset, "data_tag": data_tag(args), "command": command,
+        "seed": args.seed, "machine": machine, "git_commit": commit, "steps": steps.steps, "total_wall_s": wall,
+        "dev_cases": dev_cases, "dev_seed": args.dev_seed, "plateau_gain": args.plateau_gain,
+        "plateau_iterations": chosen, "points": points,
+    })
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    x = [p["iterations"] for p in points]
+    for key, label in [*classes.items(), ("mean", "mean")]:
+        ax.plot(x, [100 * p["dice"][key] for p in points], marker="o", label=label,
+                linewidth=2.5 if key == "mean" else 1)
+    if chosen:
+        ax.axvline(chosen, color="gray", linestyle="--", linewidth=1, label=f"plateau: {chosen}")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(x, [str(i) for i in x])
+    ax.set_xlabel("training iterations (stock nnU-Net fold 0)")
+    ax.set_ylabel("dev-split Dice x 100")
+    ax.set_title(f"{args.dataset.upper()} {data_tag(args)}: stock nnU-Net learning curve", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(stem.with_suffix(".png"), dpi=120)
+    plt.close(fig)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("dataset", choices=sorted(DATASET_IDS))
+    parser.add_argument("--data", type=Path, required=True, help="source folder (e.g. ../shared/data/acdc)")
+    parser.add_argument("--work-dir", type=Path, required=True, help="nnU-Net folders go here; rerun to resume")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--budgets", type=int, nargs="+", default=[500, 1000, 2000, 4000],
+                        help="training iterations (each needs an nnUNetTrainerStock_<N>it preset)")
+    parser.add_argument("--plateau-gain", type=float, default=1.0, help="Dice points a doubling must add")
+    parser.add_argument("--labeled", type=int, default=7, help="ACDC: labeled patients")
+    parser.add_argument("--labeled-fraction", type=float, default=0.1, help="ISIC: labeled share")
+    parser.add_argument("--split-seed", type=int, default=0, help="ISIC: seed of the labeled selection")
+    parser.add_argument("--downscale", type=int, default=4, help="ACDC: in-plane downscale")
+    parser.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"), help="ISIC: resize")
+    parser.add_argument("--dev-groups", type=int, default=None,
+                        help="dev split size in patients (ACDC, default 10) or images (ISIC, default 300)")
+    parser.add_argument("--dev-seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seeds Python/NumPy/torch before training")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dataset-id", type=int, default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    git_commit()
+    args.limit_unlabeled = args.limit_test = None
+    if args.dataset != "acdc":
+        args.downscale = 1
+    if args.dev_groups is None:
+        args.dev_groups = 10 if args.dataset == "acdc" else 300
+    if args.device == "cpu":
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)
+    run(args)
+
+
+if __name__ == "__main__":
+    main()
