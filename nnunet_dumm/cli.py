@@ -45,8 +45,9 @@ def pseudo_label_entry(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description="Run (a share of) the teachers' pseudo-label pass that a DUMM trainer would run at its start, "
         "into the shared cache under nnUNet_preprocessed. Split it like nnUNetv2_predict with -num_parts/-part_id "
-        "(one job per GPU or cluster node), then run once with --merge to check completeness and write the "
-        "SUS ranking. Training then finds the cache complete.")
+        "(one job per GPU or cluster node; jobs also share work by claiming cases, so N copies of the same command "
+        "split the pass too), then run once with --merge to check completeness and remove leftovers of killed jobs. "
+        "Training then finds the cache complete.")
     parser.add_argument("-d", "--dataset", required=True, help="dataset name or id")
     parser.add_argument("-c", "--configuration", default="2d", help="student configuration (default: 2d)")
     parser.add_argument("-tr", "--trainer", default="nnUNetTrainerDUMM", help="the DUMM trainer whose teachers to use")
@@ -54,7 +55,7 @@ def pseudo_label_entry(argv: list[str] | None = None) -> None:
     parser.add_argument("-num_parts", type=int, default=1, help="number of jobs sharing the pass (default: 1)")
     parser.add_argument("-part_id", type=int, default=0, help="this job's share, 0 .. num_parts-1 (default: 0)")
     parser.add_argument("-device", default="cuda", help="cuda or cpu (default: cuda)")
-    parser.add_argument("--merge", action="store_true", help="check that every case is done, write the ranking")
+    parser.add_argument("--merge", action="store_true", help="check that every case is done, remove leftovers")
     args = parser.parse_args(argv)
     if not 0 <= args.part_id < args.num_parts:
         _fail(f"-part_id must be in 0..{args.num_parts - 1}, got {args.part_id}")
@@ -72,10 +73,10 @@ def pseudo_label_entry(argv: list[str] | None = None) -> None:
         TeacherModelsIncompatible,
         TeacherModelsMissing,
         TeacherPass,
+        class_location_keys,
         generate_pseudo_labels,
         load_teacher_members,
     )
-    from nnunet_dumm.selection import rank_cases
     from nnunet_dumm.unlabeled import completed_cases, load_preprocessed_image, unlabeled_preprocessed_folder
 
     enable_trainer_discovery()
@@ -98,13 +99,8 @@ def pseudo_label_entry(argv: list[str] | None = None) -> None:
         if missing:
             _fail(f"{len(missing)} of {len(cases)} cases have no pseudo-labels in {teachers.cache.folder} yet, "
                   f"e.g. {missing[:3]}")
-        for leftover in teachers.cache.folder.glob(".*.tmp.npz"):  # of jobs killed mid-write; all jobs are done now
-            leftover.unlink()
-        ranking = rank_cases(teachers.cache.sample_uncertainty(cases, config.sample_uncertainty))
-        (teachers.cache.folder / "ranking.json").write_text(json.dumps(
-            {"sample_uncertainty": config.sample_uncertainty.value, "ranking": ranking}, indent=1))
-        print(f"{len(cases)} cases complete; ranking by {config.sample_uncertainty.value} in "
-              f"{teachers.cache.folder / 'ranking.json'}")
+        teachers.cache.remove_leftovers()  # of jobs killed mid-write; all jobs are done now
+        print(f"{len(cases)} cases complete in {teachers.cache.folder}")
         return
     dataset_json = json.loads((preprocessed / "dataset.json").read_text())
     try:
@@ -114,7 +110,8 @@ def pseudo_label_entry(argv: list[str] | None = None) -> None:
     except TeacherModelsIncompatible as e:
         _fail(str(e))
     generate_pseudo_labels(members, cases, lambda case: load_preprocessed_image(folder, case), teachers.cache,
-                           teachers.sources, args.num_parts, args.part_id)
+                           teachers.sources, class_location_keys(plans_manager.get_label_manager(dataset_json)),
+                           num_parts=args.num_parts, part_id=args.part_id)
 
 
 def ext_trainer_path_entry(argv: list[str] | None = None) -> None:

@@ -55,7 +55,10 @@ class DUMMConfig:
         round_fractions: SUS rounds: the most reliable fraction of the pool used in each round.
         round_epoch_shares: relative length of each round.
         student_joins_ensemble: from round 2 on, the current student is one more model of the ensemble.
+        student_weight: the student's weight in that ensemble (each teacher has weight 1).
         unlabeled_batch_ratio: unlabeled batch size relative to nnU-Net's labeled batch size.
+        unlabeled_oversample_foreground: share of unlabeled patches centred on a pseudo-label foreground pixel
+            (nnU-Net's ``oversample_foreground_percent`` for labeled patches is 0.33).
         lambda_max: weight of the unlabeled loss after ramp-up.
         rampup_fraction: fraction of all epochs over which lambda(t) ramps up from ~0.
     """
@@ -71,7 +74,9 @@ class DUMMConfig:
     round_fractions: tuple[float, ...] = (0.5, 1.0)
     round_epoch_shares: tuple[float, ...] = (1.0, 1.0)
     student_joins_ensemble: bool = True
+    student_weight: float = 1.0
     unlabeled_batch_ratio: float = 1.0
+    unlabeled_oversample_foreground: float = 0.0
     lambda_max: float = 1.0
     rampup_fraction: float = 0.2
     schedule: RoundSchedule = field(init=False, repr=False, compare=False)
@@ -95,7 +100,9 @@ class DUMMConfig:
             "min_models": self.min_models >= 1,
             "pixel_threshold": 0 <= self.pixel_threshold <= 1,
             "weight_levels": 1 <= self.weight_levels <= 255,
+            "student_weight": self.student_weight > 0,
             "unlabeled_batch_ratio": self.unlabeled_batch_ratio > 0,
+            "unlabeled_oversample_foreground": 0 <= self.unlabeled_oversample_foreground <= 1,
             "lambda_max": self.lambda_max >= 0,
             "rampup_fraction": 0 <= self.rampup_fraction <= 1,
         }

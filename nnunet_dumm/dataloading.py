@@ -1,67 +1,93 @@
 """Unlabeled batches with exactly nnU-Net's training augmentation and deep-supervision target pyramid.
 
-The per-case label map (pseudo-label and weight, see ``PseudoLabelMaps``) takes the place of the segmentation
-in nnU-Net's data loader, so every spatial transform, mirror and downsampling for deep supervision applies to
-it exactly as to a real segmentation and it stays aligned with the augmented image.
+The per-case label map (pseudo-label and weight, see ``PseudoLabelMaps``) takes the place of the segmentation in
+nnU-Net's data loader, so every spatial transform, mirror and downsampling for deep supervision applies to it
+exactly as to a real segmentation and it stays aligned with the augmented image. The map is a view: a patch reads
+only the blosc2 chunks it covers of the cached pseudo-label and uncertainty, as nnU-Net's loader reads only the
+chunks of an image, so 3-D cases are never decompressed whole.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
 from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
 from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
 from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
-from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 
-__all__ = ["LabelMapDataset", "build_unlabeled_loader"]
+from nnunet_dumm.pseudo_labels import PIXEL_CHANNELS, PseudoLabelCache, PseudoLabelMaps
 
-LabelMapFn = Callable[[str, np.ndarray], np.ndarray]
+__all__ = ["LabelMapDataset", "LabelMapView", "build_unlabeled_loader"]
+
+
+class LabelMapView:
+    """An int16 ``(2, *spatial)`` label map computed on demand for the indexed region only."""
+
+    dtype = np.dtype(np.int16)
+
+    def __init__(self, maps, nonzero_seg, label_maps: PseudoLabelMaps):
+        self._maps, self._nonzero, self._label_maps = maps, nonzero_seg, label_maps
+        self.shape = (2, *maps.shape[1:])
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, index) -> np.ndarray:
+        index = index if isinstance(index, tuple) else (index,)
+        spatial = tuple(index[1:]) + (slice(None),) * (self.ndim - 1 - len(index[1:]))
+        label_map = self._label_maps.label_map(
+            self._maps[(0, *spatial)], self._maps[(PIXEL_CHANNELS[self._label_maps.pixel_uncertainty], *spatial)],
+            self._nonzero[(0, *spatial)])
+        return label_map[index[0]] if index and not _is_full(index[0]) else label_map
+
+
+def _is_full(index) -> bool:
+    return isinstance(index, slice) and index == slice(None)
 
 
 class LabelMapDataset(nnUNetDatasetBlosc2):
-    """Preprocessed unlabeled cases whose segmentation is a label map computed per case.
+    """Preprocessed unlabeled cases whose segmentation is a pseudo-label map from a cache.
 
     Args:
         folder: the unlabeled preprocessed folder.
         identifiers: the cases to sample from (a SUS round's selection).
-        label_maps: ``(case, nonzero_seg) -> int16 (K, *spatial)``; must be picklable for worker processes.
+        cache_folder: the pseudo-label cache of the round.
+        label_maps: how cache entries become label maps (pickled into data-augmentation workers).
     """
 
-    def __init__(self, folder: str, identifiers: Sequence[str], label_maps: LabelMapFn):
+    def __init__(self, folder: str, identifiers: Sequence[str], cache_folder: str, label_maps: PseudoLabelMaps):
         super().__init__(folder, list(identifiers))
-        self.label_maps = label_maps
+        self.cache_folder, self.label_maps = cache_folder, label_maps
 
     def load_case(self, identifier):
         data, seg, _, properties = super().load_case(identifier)
-        return data, self.label_maps(identifier, seg[0]), None, properties
+        cache = PseudoLabelCache(self.cache_folder)
+        # foreground oversampling uses the pseudo-label's classes, sampled when the entry was written
+        properties = {**properties, "class_locations": cache.properties(identifier)["class_locations"]}
+        return data, LabelMapView(cache.maps(identifier), seg, self.label_maps), None, properties
 
 
-def build_unlabeled_loader(trainer, dataset: LabelMapDataset, batch_size: int):
-    """nnU-Net's training data loader and augmenter, as ``trainer.get_dataloaders`` builds them, for ``dataset``.
+def build_unlabeled_loader(labeled_augmenter, label_manager, dataset: LabelMapDataset, batch_size: int,
+                           oversample_foreground_percent: float):
+    """A loader for ``dataset`` built like nnU-Net's training loader inside ``labeled_augmenter``.
 
-    Crops are random (no foreground oversampling): unlabeled cases have no reliable class locations.
+    The transforms (augmentation and the deep-supervision pyramid) and patch sizes are taken from the training
+    loader that ``nnUNetTrainer.get_dataloaders`` built, and the augmenter is of the same kind, so the unlabeled
+    stream follows nnU-Net's own pipeline whatever that pipeline is.
     """
-    (rotation_for_da, do_dummy_2d_data_aug, initial_patch_size, mirror_axes) = (
-        trainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
-    )
-    transforms = trainer.get_training_transforms(
-        trainer.configuration_manager.patch_size, rotation_for_da, trainer._get_deep_supervision_scales(),
-        mirror_axes, do_dummy_2d_data_aug,
-        use_mask_for_norm=trainer.configuration_manager.use_mask_for_norm,
-        is_cascaded=False, foreground_labels=trainer.label_manager.foreground_labels,
-        regions=None, ignore_label=None,
-    )
+    from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
+
+    labeled = getattr(labeled_augmenter, "data_loader", None) or labeled_augmenter.generator
+    patch_size = labeled.patch_size[1:] if labeled.patch_size_was_2d else labeled.patch_size
+    final_patch_size = labeled.final_patch_size[1:] if labeled.patch_size_was_2d else labeled.final_patch_size
     loader = nnUNetDataLoader(
-        dataset, batch_size, initial_patch_size, trainer.configuration_manager.patch_size, trainer.label_manager,
-        oversample_foreground_percent=0.0, sampling_probabilities=None, pad_sides=None, transforms=transforms,
+        dataset, batch_size, patch_size, final_patch_size, label_manager,
+        oversample_foreground_percent=oversample_foreground_percent, sampling_probabilities=None, pad_sides=None,
+        transforms=labeled.transforms,
     )
-    num_processes = get_allowed_n_proc_DA()
-    if num_processes == 0:
+    if isinstance(labeled_augmenter, SingleThreadedAugmenter):
         return SingleThreadedAugmenter(loader, None)
     return NonDetMultiThreadedAugmenter(
-        data_loader=loader, transform=None, num_processes=num_processes, num_cached=max(6, num_processes // 2),
-        seeds=None, pin_memory=trainer.device.type == "cuda", wait_time=0.002,
+        data_loader=loader, transform=None, num_processes=labeled_augmenter.num_processes,
+        num_cached=labeled_augmenter.num_cached, seeds=None, pin_memory=labeled_augmenter.pin_memory,
+        wait_time=labeled_augmenter.wait_time,
     )

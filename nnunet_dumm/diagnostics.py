@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from nnunet_dumm.pseudo_labels import PseudoLabelCache
+from nnunet_dumm.pseudo_labels import PseudoLabelCache, PseudoLabelMaps
 from nnunet_dumm.uncertainty import PixelUncertainty, SampleUncertainty
 
 __all__ = ["foreground_dice", "pseudo_label_diagnostics", "plot_diagnostics"]
@@ -31,44 +31,70 @@ def foreground_dice(prediction: np.ndarray, truth: np.ndarray, num_classes: int)
 
 
 def pseudo_label_diagnostics(cache: PseudoLabelCache, cases: Sequence[str], true_labels_folder: str | Path,
-                             num_classes: int, pixel_threshold: float) -> dict | None:
-    """Quality of one pass against true labels; ``None`` when no case of ``cases`` has a true label."""
+                             label_maps: PseudoLabelMaps, ignore_label: int | None = None) -> dict | None:
+    """Quality of one pass against true labels; ``None`` when no case of ``cases`` has a true label.
+
+    "Kept" pixels are those ``label_maps.weights`` gives a non-zero weight, the same rule training uses, applied
+    to each pixel measure in turn; with a weighting that never reaches 0 (``soft``, ``none``) every pixel is
+    kept and there is no masked accuracy. The AUROC of each measure (how well u separates wrong from right
+    pseudo-label pixels) needs no threshold. Pixels whose true label is the dataset's ignore label are left out.
+    """
     true_labels_folder = Path(true_labels_folder)
     cases = [c for c in cases if (true_labels_folder / f"{c}.npy").is_file()]
     if not cases:
         return None
+    num_classes = label_maps.num_classes
     dice, sample = [], {m.value: [] for m in SampleUncertainty}
     correct = {m.value: {"kept": [0, 0], "masked": [0, 0]} for m in PixelUncertainty}
+    # per measure: how many right / wrong pixels have each quantised uncertainty 0..255
+    histograms = {m.value: np.zeros((2, 256), dtype=np.int64) for m in PixelUncertainty}
     for case in cases:
-        entry = cache.load(case)
-        truth = np.load(true_labels_folder / f"{case}.npy").reshape(entry["pseudo_label"].shape)
-        dice.append(foreground_dice(entry["pseudo_label"], truth, num_classes))
+        pseudo_label = cache.pseudo_label(case)
+        truth = np.load(true_labels_folder / f"{case}.npy").reshape(pseudo_label.shape)
+        annotated = truth != ignore_label if ignore_label is not None else np.ones(truth.shape, dtype=bool)
+        dice.append(foreground_dice(pseudo_label[annotated], truth[annotated], num_classes))
+        properties = cache.properties(case)
         for m in sample:
-            sample[m].append(float(entry[f"U_{m}"]))
-        is_correct = entry["pseudo_label"] == truth
+            sample[m].append(float(properties[f"U_{m}"]))
+        is_correct = (pseudo_label == truth)[annotated]
         for m in correct:
-            kept = entry[f"u_{m}"] <= round(255 * pixel_threshold)
+            u = cache.pixel_uncertainty(case, m)
+            kept = (label_maps.weights(u) > 0).numpy()[annotated]
             for name, where in (("kept", kept), ("masked", ~kept)):
                 correct[m][name][0] += int(is_correct[where].sum())
                 correct[m][name][1] += int(where.sum())
+            u = u[annotated]
+            histograms[m][0] += np.bincount(u[is_correct], minlength=256)
+            histograms[m][1] += np.bincount(u[~is_correct], minlength=256)
     errors = 1 - np.asarray(dice)
     return {
         "cases": list(cases),
         "num_cases": len(cases),
         "pseudo_label_dice_per_case": dice,
         "pseudo_label_dice_mean": float(np.mean(dice)),
-        "pixel_threshold": pixel_threshold,
+        "pixel_weighting": label_maps.pixel_weighting.value,
+        "pixel_threshold": label_maps.pixel_threshold,
         "pixel_accuracy": {
             m: {
                 "kept_fraction": v["kept"][1] / max(1, v["kept"][1] + v["masked"][1]),
                 "kept_accuracy": v["kept"][0] / v["kept"][1] if v["kept"][1] else None,
                 "masked_accuracy": v["masked"][0] / v["masked"][1] if v["masked"][1] else None,
+                "auroc_u_vs_error": _auroc(histograms[m]),
             }
             for m, v in correct.items()
         },
         "sample_uncertainty": sample,
         "spearman_U_vs_error": {m: _spearman(values, errors) for m, values in sample.items()},
     }
+
+
+def _auroc(histogram: np.ndarray) -> float | None:
+    """P(u of a wrong pixel > u of a right pixel) + P(equal) / 2, from counts per quantised level."""
+    right, wrong = histogram.astype(float)
+    if right.sum() == 0 or wrong.sum() == 0:
+        return None
+    right_below = np.concatenate(([0.0], np.cumsum(right)[:-1]))
+    return float((wrong * (right_below + right / 2)).sum() / (right.sum() * wrong.sum()))
 
 
 def _spearman(x: Sequence[float], y: np.ndarray) -> float | None:
@@ -102,13 +128,13 @@ def plot_diagnostics(diagnostics: dict, cache: PseudoLabelCache, image_loader, m
             ax.axis("off")
         for row, index in enumerate(examples):
             case = diagnostics["cases"][index]
-            entry = cache.load(case)
-            image = np.asarray(image_loader(case))[0]
-            truth = np.load(Path(true_labels_folder) / f"{case}.npy").reshape(entry["pseudo_label"].shape)
-            z = entry["pseudo_label"].shape[0] // 2  # middle slice of a volume, the only one of a 2-D case
-            panels = [(image[z], "gray", "image"), (entry["pseudo_label"][z], "viridis", "pseudo-label"),
-                      (entry[f"u_{pixel_measure}"][z] / 255, "magma", f"uncertainty ({pixel_measure})"),
-                      (truth[z], "viridis", "true label")]
+            pseudo_label = cache.pseudo_label(case)
+            image = np.asarray(image_loader(case))[0]  # the first channel of a multi-channel image
+            truth = np.load(Path(true_labels_folder) / f"{case}.npy").reshape(pseudo_label.shape)
+            z = pseudo_label.shape[0] // 2  # middle slice of a volume, the only one of a 2-D case
+            panels = [(image[z], "gray", "image"), (pseudo_label[z], "viridis", "pseudo-label"),
+                      (cache.pixel_uncertainty(case, pixel_measure)[z] / 255, "magma",
+                       f"uncertainty ({pixel_measure})"), (truth[z], "viridis", "true label")]
             for col, (array, cmap, title) in enumerate(panels, start=1):
                 axes[row, col].imshow(array, cmap=cmap, interpolation="nearest")
                 axes[row, col].set_title(f"{case} (Dice {dice[index]:.2f}): {title}" if col == 1 else title, fontsize=9)

@@ -8,7 +8,7 @@ from nnunetv2.utilities.helpers import softmax_helper_dim1
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["WeightedPseudoLabelLoss"]
+__all__ = ["LabeledPlusPseudoLabelLoss", "WeightedPseudoLabelLoss"]
 
 
 class WeightedPseudoLabelLoss(nn.Module):
@@ -42,3 +42,36 @@ class WeightedPseudoLabelLoss(nn.Module):
         ce = F.cross_entropy(net_output, labels[:, 0], reduction="none")
         ce_loss = (ce * weights[:, 0]).sum() / weights.sum().clamp_min(1e-8)
         return dice_loss + ce_loss
+
+
+class LabeledPlusPseudoLabelLoss(nn.Module):
+    """nnU-Net's supervised loss on the first ``num_labeled`` samples of a batch, plus ``weight`` (lambda(t)) times
+    the pseudo-label loss on the rest, for one forward pass over labeled and unlabeled patches together.
+
+    Targets (one tensor, or one per deep-supervision scale) are stacked along the batch by ``stack_targets``:
+    labeled targets get a second, unused channel so that they stack with the unlabeled (label, weight) maps.
+    ``last_terms`` holds the two terms of the latest call for logging.
+    """
+
+    def __init__(self, supervised: nn.Module, unlabeled: nn.Module):
+        super().__init__()
+        self.supervised, self.unlabeled = supervised, unlabeled
+        self.num_labeled, self.weight = 0, 0.0
+        self.last_terms: dict = {}
+
+    @staticmethod
+    def stack_targets(labeled: torch.Tensor, unlabeled: torch.Tensor) -> torch.Tensor:
+        padding = torch.zeros_like(labeled[:, :1])
+        return torch.cat((torch.cat((labeled, padding), 1), unlabeled.to(labeled.dtype)))
+
+    def forward(self, output, target) -> torch.Tensor:
+        n = self.num_labeled
+        if isinstance(output, (list, tuple)):
+            supervised = self.supervised([o[:n] for o in output], [t[:n, :1] for t in target])
+            unlabeled = self.unlabeled([o[n:] for o in output], [t[n:] for t in target])
+        else:
+            supervised = self.supervised(output[:n], target[:n, :1])
+            unlabeled = self.unlabeled(output[n:], target[n:])
+        self.last_terms = {"sup_loss": supervised.detach().cpu().numpy(),
+                           "unsup_loss": unlabeled.detach().cpu().numpy()}
+        return supervised + self.weight * unlabeled

@@ -1,18 +1,33 @@
 """PUM: multi-model pseudo-labels with pixel-level uncertainty, cached on disk in the student's preprocessed space.
 
-For every unlabeled case each model predicts softmax maps with nnU-Net's own sliding-window prediction; the
-maps are fused, turned into a pseudo-label, every pixel-level uncertainty measure (quantised to uint8) and
-every sample-level measure, and written as one ``<case>.npz``. Only one case's predictions are in memory at a
-time, so memory does not grow with the pool. A finished case is never recomputed: the cache folder is keyed by
-everything that produced it (``sources.json``), and each file is written under a temporary name, then renamed.
+For every unlabeled case each model predicts softmax maps with nnU-Net's sliding-window prediction (batched, see
+``nnunet_dumm.prediction``); the maps are added one model at a time to ``EnsembleStatistics`` (running sums, so
+all models' softmax maps are never held at once), which give the pseudo-label, every pixel-level uncertainty
+measure and every sample-level measure. One cache entry per case, in nnU-Net's blosc2 format so that a training
+patch reads only its chunks:
+
+* ``<case>_maps.b2nd``: uint8 ``(1 + P, *spatial)``: the pseudo-label, then each pixel measure as ``round(255 u)``;
+* ``<case>_stats.b2nd``: float16 ``(2 C + 1, *spatial)``: the ensemble's weighted means of softmax, log-softmax and
+  squared softmax; ``<case>_votes.b2nd``: uint8 ``(M, *spatial)``, each member's argmax. A later round adds the
+  student to these instead of running every teacher again;
+* ``<case>.pkl``: sample measures, member names and weights, class locations of the pseudo-label (for foreground
+  oversampling); written last, so it marks a finished entry.
+
+A cache folder is keyed by everything that produced it (``sources.json``). Files are written under temporary names
+and renamed; several processes (two folds started together, DDP ranks, sharded jobs) fill one cache by claiming
+cases, so each case is predicted once.
 """
 
 from __future__ import annotations
 
 import copy
+import errno
 import hashlib
 import json
 import os
+import pickle
+import shutil
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,27 +38,34 @@ import torch
 from tqdm import tqdm
 
 from nnunet_dumm.config import TeacherSpec
+from nnunet_dumm.prediction import SlidingWindow, voxels_per_forward
 from nnunet_dumm.uncertainty import (
+    EnsembleStatistics,
     PixelUncertainty,
     PixelWeighting,
     SampleUncertainty,
-    fuse_probabilities,
-    pixel_uncertainty,
     pixel_weights,
-    sample_uncertainty,
 )
 
 __all__ = [
+    "CorruptCacheEntry",
     "EnsembleMember",
+    "PIXEL_CHANNELS",
     "PseudoLabelCache",
     "PseudoLabelMaps",
     "TeacherModelsIncompatible",
     "TeacherModelsMissing",
     "TeacherPass",
+    "class_location_keys",
     "generate_pseudo_labels",
     "load_teacher_members",
+    "member_from_network",
     "resolve_teacher_folds",
 ]
+
+# channel of each pixel measure in <case>_maps.b2nd (channel 0 is the pseudo-label)
+PIXEL_CHANNELS = {measure: 1 + i for i, measure in enumerate(PixelUncertainty)}
+_ENTRY_FILES = ("_maps.b2nd", "_stats.b2nd", "_votes.b2nd")
 
 
 class TeacherModelsMissing(RuntimeError):
@@ -54,19 +76,29 @@ class TeacherModelsIncompatible(ValueError):
     """A teacher model folder was trained with other labels or another preprocessing than the student's dataset."""
 
 
+class CorruptCacheEntry(RuntimeError):
+    """A cache entry cannot be read (truncated copy, bit rot); the message names the file. Rerunning recomputes it."""
+
+
 @dataclass
 class EnsembleMember:
-    """One model of the pseudo-labelling ensemble: an initialised nnunetv2 ``nnUNetPredictor`` with its network."""
+    """One model of the pseudo-labelling ensemble: its batched sliding window and nnU-Net's output non-linearity."""
 
     name: str
-    predictor: object
+    window: SlidingWindow
+    label_manager: object
 
-    def predict_probabilities(self, data: torch.Tensor) -> torch.Tensor:
-        """Softmax ``(C, *spatial)`` for preprocessed data ``(c, *spatial)``, as nnUNetv2_predict computes it."""
-        with torch.no_grad():
-            logits = self.predictor.predict_sliding_window_return_logits(data)
-        # fp16 logits from the sliding window: cast before the softmax
-        return self.predictor.label_manager.apply_inference_nonlin(logits.float())
+    def predict_probabilities(self, images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Softmax ``(C, *spatial)`` for each preprocessed image ``(c, *spatial)``, as nnUNetv2_predict computes it."""
+        return [self.label_manager.apply_inference_nonlin(logits) for logits in self.window.predict_logits(images)]
+
+
+def member_from_network(name: str, network: torch.nn.Module, configuration_manager, label_manager,
+                        mirror_axes, device: torch.device, use_mirroring: bool) -> EnsembleMember:
+    """An ensemble member that predicts with ``network`` on its configuration's patch size."""
+    window = SlidingWindow(network, tuple(configuration_manager.patch_size), mirror_axes if use_mirroring else None,
+                           label_manager.num_segmentation_heads, device)
+    return EnsembleMember(name, window, label_manager)
 
 
 def _model_folder(spec: TeacherSpec, dataset_name: str, plans: str, configuration: str) -> Path:
@@ -75,6 +107,12 @@ def _model_folder(spec: TeacherSpec, dataset_name: str, plans: str, configuratio
     from nnunetv2.utilities.file_path_utilities import get_output_folder
 
     return Path(get_output_folder(dataset_name, spec.trainer, spec.plans or plans, spec.configuration or configuration))
+
+
+def _folds_on_disk(folder: Path, checkpoint: str) -> list[int | str]:
+    """Every ``fold_<k>`` (any k, and ``fold_all``) of a model folder that holds the checkpoint, sorted."""
+    folds = [p.name[len("fold_"):] for p in folder.glob("fold_*") if (p / checkpoint).is_file()]
+    return sorted((int(f) if f.isdigit() else f for f in folds), key=lambda f: (isinstance(f, str), str(f).zfill(8)))
 
 
 def resolve_teacher_folds(
@@ -88,15 +126,17 @@ def resolve_teacher_folds(
     found, missing_commands = [], []
     for spec in teachers:
         folder = _model_folder(spec, dataset_name, plans, configuration)
-        folds = spec.folds if spec.folds is not None else tuple(range(5))
-        for fold in folds:
-            if (folder / f"fold_{fold}" / spec.checkpoint).is_file():
-                found.append((folder, fold, spec.checkpoint))
-            elif spec.model_folder is None:
-                missing_commands.append(
-                    f"nnUNetv2_train {dataset_name} {spec.configuration or configuration} {fold} "
-                    f"-tr {spec.trainer} -p {spec.plans or plans}"
-                )
+        on_disk = _folds_on_disk(folder, spec.checkpoint)
+        wanted = spec.folds if spec.folds is not None else on_disk
+        found += [(folder, fold, spec.checkpoint) for fold in wanted if fold in on_disk]
+        if spec.model_folder is None:
+            # what nnU-Net's 5-fold cross-validation would still have to train
+            expected = spec.folds if spec.folds is not None else range(5)
+            missing_commands += [
+                f"nnUNetv2_train {dataset_name} {spec.configuration or configuration} {fold} "
+                f"-tr {spec.trainer} -p {spec.plans or plans}"
+                for fold in expected if fold not in on_disk
+            ]
     if len(found) < min_models:
         listing = "\n  ".join(missing_commands) or "(train the configured model folders' folds)"
         raise TeacherModelsMissing(
@@ -134,7 +174,11 @@ def load_teacher_members(
     teacher_folds: Sequence[tuple[Path, int | str, str]], student_plans_manager, student_configuration_manager,
     student_dataset_json: dict, device: torch.device, use_mirroring: bool,
 ) -> list[EnsembleMember]:
-    """One ensemble member per teacher checkpoint, with one predictor (network) per model folder."""
+    """One ensemble member per teacher checkpoint, each with its own copy of its model folder's network.
+
+    A network per fold costs one model's memory per fold; swapping one network's weights for every case and fold
+    cost a quarter of the pass in a profile.
+    """
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
     by_folder: dict[tuple[Path, str], list] = {}
@@ -142,20 +186,17 @@ def load_teacher_members(
         by_folder.setdefault((folder, checkpoint), []).append(fold)
     members = []
     for (folder, checkpoint), folds in by_folder.items():
-        predictor = nnUNetPredictor(device=device, use_mirroring=use_mirroring, perform_everything_on_device=False,
-                                    allow_tqdm=False)
+        predictor = nnUNetPredictor(device=device, use_mirroring=use_mirroring, allow_tqdm=False)
         predictor.initialize_from_trained_model_folder(str(folder), use_folds=tuple(folds), checkpoint_name=checkpoint)
         _check_compatible(predictor.plans_manager, predictor.configuration_manager,
                           predictor.dataset_json, student_plans_manager, student_configuration_manager,
                           student_dataset_json, folder)
         for fold, parameters in zip(folds, predictor.list_of_parameters):
-            # A network per fold: swapping one network's weights for every case and fold costs a load_state_dict
-            # each time (a quarter of the pass in a profile); a copy costs one model's memory per fold.
-            member_predictor = copy.copy(predictor)
-            member_predictor.network = copy.deepcopy(predictor.network)
-            member_predictor.network.load_state_dict(parameters)
-            member_predictor.list_of_parameters = [parameters]
-            members.append(EnsembleMember(f"{folder.name}/fold_{fold}/{checkpoint}", member_predictor))
+            network = copy.deepcopy(predictor.network)
+            network.load_state_dict(parameters)
+            members.append(member_from_network(
+                f"{folder.name}/fold_{fold}/{checkpoint}", network.to(device).eval(), predictor.configuration_manager,
+                predictor.label_manager, predictor.allowed_mirroring_axes, device, use_mirroring))
     return members
 
 
@@ -185,39 +226,178 @@ def sources_key(sources: dict) -> str:
     return hashlib.sha256(json.dumps(sources, sort_keys=True).encode()).hexdigest()[:12]
 
 
-class PseudoLabelCache:
-    """A folder of ``<case>.npz`` pseudo-label entries plus ``sources.json``.
+def _disk_full_message(path: Path) -> str:
+    return (f"no space left on the device while writing {path}; nothing half-written was kept. Free disk space and "
+            "rerun the same command: finished cases are kept and the pass resumes")
 
-    Each entry holds ``pseudo_label`` (uint8, the preprocessed case's spatial shape), ``u_<measure>`` for every
-    PixelUncertainty (uint8, ``round(255 * u)``) and ``U_<measure>`` for every SampleUncertainty (float).
-    """
+
+class PseudoLabelCache:
+    """A folder of cache entries (see the module docstring) plus ``sources.json``."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
 
-    def entry(self, case: str) -> Path:
-        return self.folder / f"{case}.npz"
+    # --------------------------------------------------------------------------------------------- reading
+    def marker(self, case: str) -> Path:
+        return self.folder / f"{case}.pkl"
 
     def done(self, case: str) -> bool:
-        return self.entry(case).is_file()
+        return self.marker(case).is_file()
 
-    def load(self, case: str) -> dict[str, np.ndarray]:
-        with np.load(self.entry(case)) as f:
-            return {k: f[k] for k in f.files}
+    def properties(self, case: str) -> dict:
+        try:
+            with open(self.marker(case), "rb") as f:
+                properties = pickle.load(f)
+        except (OSError, EOFError, pickle.UnpicklingError, ValueError) as e:
+            raise self._corrupt(self.marker(case), e) from e
+        for suffix, size in properties["file_sizes"].items():
+            path = self.folder / f"{case}{suffix}"
+            if not path.is_file() or path.stat().st_size != size:
+                raise self._corrupt(path, f"expected {size} bytes, found "
+                                          f"{path.stat().st_size if path.is_file() else 'no file'}")
+        return properties
+
+    def _open(self, case: str, suffix: str):
+        import blosc2
+
+        path = self.folder / f"{case}{suffix}"
+        try:
+            return blosc2.open(urlpath=str(path), mode="r", dparams={"nthreads": 1}, mmap_mode="r")
+        except Exception as e:  # blosc2 raises anything from RuntimeError to ValueError on a damaged file
+            raise self._corrupt(path, e) from e
+
+    def _read(self, case: str, suffix: str, index=slice(None)) -> np.ndarray:
+        array = self._open(case, suffix)
+        try:
+            return array[index]
+        except Exception as e:
+            raise self._corrupt(self.folder / f"{case}{suffix}", e) from e
+
+    def _corrupt(self, path: Path, reason) -> CorruptCacheEntry:
+        return CorruptCacheEntry(f"{path}: cache entry is damaged ({reason}); delete it (or the whole case: "
+                                 f"{path.name.split('_maps')[0].split('_stats')[0].split('_votes')[0]}*) and rerun "
+                                 "to recompute it")
+
+    def maps(self, case: str):
+        """The memory-mapped blosc2 array of pseudo-label and pixel measures (read chunk by chunk)."""
+        return self._open(case, "_maps.b2nd")
+
+    def pseudo_label(self, case: str) -> np.ndarray:
+        return self._read(case, "_maps.b2nd", 0)
+
+    def pixel_uncertainty(self, case: str, measure: PixelUncertainty | str) -> np.ndarray:
+        """uint8 ``round(255 u)`` of one measure."""
+        return self._read(case, "_maps.b2nd", PIXEL_CHANNELS[PixelUncertainty(measure)])
+
+    def statistics(self, case: str) -> EnsembleStatistics:
+        """The ensemble's statistics restored from the cached means (float16) and member argmax maps."""
+        properties = self.properties(case)
+        weights = properties["weights"]
+        total = float(sum(weights))
+        stats = torch.from_numpy(self._read(case, "_stats.b2nd").astype(np.float32)) * total
+        num_classes = (stats.shape[0] - 1) // 2
+        votes = torch.from_numpy(self._read(case, "_votes.b2nd"))
+        return EnsembleStatistics(stats[:num_classes], stats[num_classes:2 * num_classes], stats[2 * num_classes],
+                                  list(votes), list(weights))
 
     def sample_uncertainty(self, cases: Sequence[str], measure: SampleUncertainty | str) -> dict[str, float]:
         key = f"U_{SampleUncertainty(measure).value}"
-        out = {}
-        for case in cases:
-            with np.load(self.entry(case)) as f:
-                out[case] = float(f[key])
-        return out
+        return {case: float(self.properties(case)[key]) for case in cases}
 
-    def write(self, case: str, entry: dict[str, np.ndarray]) -> None:
-        # np.savez appends .npz to names without it: keep the suffix so the temporary name is what gets renamed
-        tmp = self.folder / f".{case}.{os.getpid()}.tmp.npz"
-        np.savez_compressed(tmp, **entry)
-        os.replace(tmp, self.entry(case))
+    # --------------------------------------------------------------------------------------------- writing
+    def write(self, case: str, stats: EnsembleStatistics, members: Sequence[str], patch_size: Sequence[int],
+              class_location_keys: Sequence) -> None:
+        """Writes one case's entry: every file under a temporary name, renamed into place, the marker last."""
+        import blosc2
+        from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
+        from nnunetv2.training.dataloading.nnunet_dataset import comp_blosc2_params
+
+        pseudo_label = stats.pseudo_label()
+        maps = torch.stack([pseudo_label, *(torch.round(stats.pixel_uncertainty(m) * 255).to(torch.uint8)
+                                            for m in PixelUncertainty)]).numpy()
+        total = stats.total_weight
+        means = torch.cat([stats.sum_p / total, stats.sum_log_p / total, stats.sum_p2[None] / total])
+        arrays = {"_maps.b2nd": maps, "_stats.b2nd": means.to(torch.float16).numpy(),
+                  "_votes.b2nd": torch.stack(stats.votes).numpy()}
+        properties = {
+            "members": list(members),
+            "weights": list(stats.weights),
+            **{f"U_{m.value}": stats.sample_uncertainty(m) for m in SampleUncertainty},
+            # nnU-Net's own sampler, as its preprocessing computes class locations of real segmentations
+            "class_locations": DefaultPreprocessor._sample_foreground_locations(
+                pseudo_label.numpy(), list(class_location_keys)),
+        }
+        partial = self.folder / ".partial"
+        partial.mkdir(parents=True, exist_ok=True)
+        temporary = {suffix: partial / f"{case}.{os.getpid()}{suffix}" for suffix in (*arrays, ".pkl")}
+        try:
+            for suffix, array in arrays.items():
+                # nnU-Net's chunking rule for (channels, *3-D spatial) arrays and the configuration's patches
+                blocks, chunks = comp_blosc2_params(array.shape, patch_size, array.itemsize)
+                blosc2.asarray(np.ascontiguousarray(array), urlpath=str(temporary[suffix]), chunks=chunks,
+                               blocks=blocks,
+                               cparams={"codec": blosc2.Codec.LZ4HC, "clevel": 5, "nthreads": 1}, mode="w")
+            properties["file_sizes"] = {s: temporary[s].stat().st_size for s in arrays}
+            properties["spatial_shape"] = tuple(stats.spatial)
+            with open(temporary[".pkl"], "wb") as f:
+                pickle.dump(properties, f)
+            for suffix, path in temporary.items():  # the marker (.pkl) goes last
+                os.replace(path, self.folder / f"{case}{suffix}")
+        except OSError as e:
+            for path in temporary.values():
+                path.unlink(missing_ok=True)
+            if e.errno == errno.ENOSPC:
+                raise OSError(errno.ENOSPC, _disk_full_message(self.folder / case)) from e
+            raise
+
+    def remove(self, case: str) -> None:
+        self.marker(case).unlink(missing_ok=True)  # first, so a half-removed entry is never read as finished
+        for suffix in _ENTRY_FILES:
+            (self.folder / f"{case}{suffix}").unlink(missing_ok=True)
+
+    def remove_leftovers(self) -> None:
+        """Temporary files and claims of jobs killed mid-write (only when no job is writing)."""
+        shutil.rmtree(self.folder / ".partial", ignore_errors=True)
+        shutil.rmtree(self.folder / ".claims", ignore_errors=True)
+
+    # --------------------------------------------------------------------------------------------- claims
+    def claim(self, case: str) -> bool:
+        """Takes a case for this process (an exclusive claim file); False if a live process holds it."""
+        claims = self.folder / ".claims"
+        claims.mkdir(parents=True, exist_ok=True)
+        path = claims / case
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                if not _claim_is_stale(path):
+                    return False
+                path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{socket.gethostname()} {os.getpid()}")
+            return True
+        return False
+
+    def release(self, case: str) -> None:
+        (self.folder / ".claims" / case).unlink(missing_ok=True)
+
+
+def _claim_is_stale(path: Path) -> bool:
+    """A claim of a dead process on this host, or one older than ``NNUNET_DUMM_CLAIM_TIMEOUT_S`` (default 3600 s)."""
+    try:
+        host, pid = path.read_text().split()
+        age = time.time() - path.stat().st_mtime
+    except (OSError, ValueError):
+        return True  # vanished or torn: a new claim decides
+    if host == socket.gethostname():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+    return age > float(os.environ.get("NNUNET_DUMM_CLAIM_TIMEOUT_S", 3600))
 
 
 @dataclass(frozen=True)
@@ -244,15 +424,16 @@ class TeacherPass:
         return cls(folds, sources, PseudoLabelCache(folder))
 
 
-def pseudo_label_entry(probs: torch.Tensor) -> dict[str, np.ndarray]:
-    """The cached representation of one case from its per-model softmax maps ``(M, C, *spatial)``."""
-    entry = {"pseudo_label": fuse_probabilities(probs).argmax(0).to(torch.uint8).numpy()}
-    for measure in PixelUncertainty:
-        u = pixel_uncertainty(probs, measure)
-        entry[f"u_{measure.value}"] = torch.round(u * 255).to(torch.uint8).numpy()
-    for measure in SampleUncertainty:
-        entry[f"U_{measure.value}"] = np.float64(sample_uncertainty(probs, measure))
-    return entry
+def _write_sources(cache: PseudoLabelCache, sources: dict) -> None:
+    cache.folder.mkdir(parents=True, exist_ok=True)
+    sources_file = cache.folder / "sources.json"
+    if sources_file.is_file():
+        if json.loads(sources_file.read_text()) != json.loads(json.dumps(sources)):
+            raise RuntimeError(f"{sources_file}: the cache was made by other models; refusing to mix them")
+        return
+    tmp = sources_file.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(sources, indent=2))
+    os.replace(tmp, sources_file)
 
 
 def generate_pseudo_labels(
@@ -261,67 +442,133 @@ def generate_pseudo_labels(
     load_data: Callable[[str], np.ndarray],
     cache: PseudoLabelCache,
     sources: dict,
+    class_location_keys: Sequence,
+    base: PseudoLabelCache | None = None,
+    member_weight: float = 1.0,
     num_parts: int = 1,
     part_id: int = 0,
     verbose: bool = True,
     log: Callable[[str], None] = print,
+    poll_s: float = 2.0,
 ) -> None:
     """Runs the ensemble over this part's cases that are not in the cache yet (an interrupted pass resumes).
+
+    Several processes may run this on the same cache at once: each claims the cases it predicts and then waits
+    until the cases others hold are finished (or their claims go stale, then it takes them over).
 
     Args:
         load_data: returns the preprocessed image ``(c, *spatial)`` of a case.
         sources: what produced the pass; must equal the cache's ``sources.json`` if it exists.
+        class_location_keys: the labels (or nnU-Net's annotated-classes key) to sample class locations for.
+        base: a cache whose ensemble statistics the new members are added to (a later SUS round: the student
+            joins the teachers without running them again); None for a pass of ``members`` alone.
+        member_weight: the weight of each of ``members`` in the ensemble (the base's members keep theirs).
         num_parts, part_id: shard the cases like ``nnUNetv2_predict`` so several jobs fill one cache.
     """
-    cache.folder.mkdir(parents=True, exist_ok=True)
-    sources_file = cache.folder / "sources.json"
-    if sources_file.is_file():
-        if json.loads(sources_file.read_text()) != json.loads(json.dumps(sources)):
-            raise RuntimeError(f"{sources_file}: the cache was made by other models; refusing to mix them")
-    else:
-        tmp = sources_file.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(sources, indent=2))
-        os.replace(tmp, sources_file)
+    _write_sources(cache, sources)
     mine = list(cases)[part_id::num_parts]
-    todo = [c for c in mine if not cache.done(c)]
+    pending = [c for c in mine if not cache.done(c)]
     if verbose:
-        log(f"pseudo-labels: {len(members)} models, {len(mine)} cases ({len(mine) - len(todo)} cached) "
-            f"-> {cache.folder}")
-    start = time.perf_counter()
-    for case in tqdm(todo, desc="pseudo-labelling", unit="case", disable=not verbose):
-        data = torch.from_numpy(np.ascontiguousarray(load_data(case)))
-        probs = torch.stack([m.predict_probabilities(data) for m in members])
-        cache.write(case, pseudo_label_entry(probs))
-    if verbose and todo:
+        log(f"pseudo-labels: {len(members)} model(s){' added to ' + str(base.folder) if base else ''}, "
+            f"{len(mine)} cases ({len(mine) - len(pending)} cached) -> {cache.folder}")
+    start, computed = time.perf_counter(), 0
+    window = members[0].window
+    budget = max(1, voxels_per_forward(window.device)) // max(1, _voxels_per_tile(window))
+    with tqdm(total=len(pending), desc="pseudo-labelling", unit="case", disable=not verbose) as progress:
+        while pending:
+            group: list[tuple[str, torch.Tensor]] = []
+            tiles = 0
+            for case in pending:
+                if cache.done(case) or not cache.claim(case):
+                    continue
+                if cache.done(case):  # finished by another process between the check and the claim
+                    cache.release(case)
+                    continue
+                data = torch.from_numpy(np.ascontiguousarray(load_data(case)))
+                case_tiles = window.num_tiles(data.shape[1:])
+                if group and tiles + case_tiles > budget:
+                    _predict_group(members, group, cache, base, member_weight, class_location_keys)
+                    computed += len(group)
+                    progress.update(len(group))
+                    group, tiles = [], 0
+                group.append((case, data))
+                tiles += case_tiles
+            if group:
+                _predict_group(members, group, cache, base, member_weight, class_location_keys)
+                computed += len(group)
+                progress.update(len(group))
+            pending = [c for c in pending if not cache.done(c)]
+            if pending:  # held by other live processes
+                progress.set_postfix_str(f"waiting for {len(pending)} case(s) claimed by other processes")
+                time.sleep(poll_s)
+    if verbose and computed:
         elapsed = time.perf_counter() - start
-        log(f"pseudo-labels: {len(todo)} cases in {elapsed:.1f} s ({len(todo) / elapsed:.2f} cases/s, "
-            f"{len(todo) * len(members) / elapsed:.2f} case-models/s)")
+        log(f"pseudo-labels: {computed} cases in {elapsed:.1f} s ({computed / elapsed:.2f} cases/s, "
+            f"{computed * len(members) / elapsed:.2f} case-models/s)")
+
+
+def class_location_keys(label_manager) -> list:
+    """What to sample class locations of a pseudo-label for: the foreground labels, and for a dataset with an
+    ignore label nnU-Net's annotated-classes key (its loader draws non-forced patches from annotated pixels)."""
+    keys = list(label_manager.foreground_labels)
+    if label_manager.has_ignore_label:
+        keys.append(tuple([-1] + label_manager.all_labels))
+    return keys
+
+
+def _voxels_per_tile(window: SlidingWindow) -> int:
+    return int(np.prod(window.patch_size)) * (len(window._mirror_combinations()) + 1)
+
+
+def _predict_group(members: Sequence[EnsembleMember], group: list[tuple[str, torch.Tensor]],
+                   cache: PseudoLabelCache, base: PseudoLabelCache | None, member_weight: float,
+                   class_location_keys: Sequence) -> None:
+    cases = [case for case, _ in group]
+    try:
+        if base is None:
+            num_classes = members[0].window.num_classes
+            stats = [EnsembleStatistics.empty(num_classes, data.shape[1:]) for _, data in group]
+            names = [[] for _ in group]
+        else:
+            stats = [base.statistics(case) for case in cases]
+            names = [list(base.properties(case)["members"]) for case in cases]
+        for member in members:
+            for case_stats, case_names, probs in zip(stats, names, member.predict_probabilities(
+                    [data for _, data in group])):
+                case_stats.add(probs, member_weight)
+                case_names.append(member.name)
+        for case, case_stats, case_names in zip(cases, stats, names):
+            cache.write(case, case_stats, case_names, members[0].window.patch_size, class_location_keys)
+    finally:
+        for case in cases:
+            cache.release(case)
 
 
 @dataclass(frozen=True)
 class PseudoLabelMaps:
-    """The per-case label map that the unlabeled data loader augments like a segmentation.
+    """How a cache entry becomes the label map that the unlabeled data loader augments like a segmentation.
 
-    Returns int16 ``(2, *spatial)``: channel 0 the pseudo-label (-1 outside nnU-Net's nonzero crop, as in its
-    own segmentations), channel 1 the pixel weight quantised to ``0..weight_levels``.
+    The map is int16 ``(2, *spatial)``: channel 0 the pseudo-label (-1 outside nnU-Net's nonzero crop, as in its
+    own segmentations), channel 1 the pixel weight quantised to ``0..weight_levels``. ``weights`` is the one
+    place that decides which pixels a round keeps, for training and for the diagnostics alike.
     """
 
-    cache_folder: str
     pixel_uncertainty: PixelUncertainty
     pixel_weighting: PixelWeighting
     pixel_threshold: float
     weight_levels: int
     num_classes: int
 
-    def weights(self, entry: dict[str, np.ndarray]) -> torch.Tensor:
-        """The loss weight of every pixel of a cache entry, in [0, 1]."""
-        u = torch.from_numpy(entry[f"u_{self.pixel_uncertainty.value}"]).float() / 255
+    def weights(self, quantised_uncertainty: np.ndarray) -> torch.Tensor:
+        """The loss weight in [0, 1] of each pixel, from the cached uint8 ``round(255 u)``."""
+        u = torch.from_numpy(np.asarray(quantised_uncertainty)).float() / 255
         return pixel_weights(u, self.pixel_weighting, self.pixel_threshold, self.num_classes)
 
-    def __call__(self, case: str, nonzero_seg: np.ndarray) -> np.ndarray:
-        entry = PseudoLabelCache(self.cache_folder).load(case)
-        label_map = np.empty((2, *entry["pseudo_label"].shape), dtype=np.int16)
-        label_map[0] = entry["pseudo_label"]
-        label_map[0][nonzero_seg < 0] = -1
-        label_map[1] = torch.round(self.weights(entry) * self.weight_levels).to(torch.int16).numpy()
+    def label_map(self, pseudo_label: np.ndarray, quantised_uncertainty: np.ndarray,
+                  nonzero: np.ndarray) -> np.ndarray:
+        """The label map of a crop from the cached pseudo-label and uncertainty and the case's nonzero mask."""
+        label_map = np.empty((2, *pseudo_label.shape), dtype=np.int16)
+        label_map[0] = pseudo_label
+        label_map[0][nonzero < 0] = -1
+        label_map[1] = torch.round(self.weights(quantised_uncertainty) * self.weight_levels).to(torch.int16).numpy()
         return label_map

@@ -11,6 +11,8 @@ import torch
 from batchgenerators.utilities.file_and_folder_operations import load_json
 
 from nnunet_dumm.dataloading import LabelMapDataset, build_unlabeled_loader
+from nnunet_dumm.pseudo_labels import PseudoLabelCache, PseudoLabelMaps
+from nnunet_dumm.uncertainty import EnsembleStatistics, PixelUncertainty, PixelWeighting
 from nnunet_dumm.unlabeled import completed_cases, unlabeled_preprocessed_folder
 
 
@@ -24,32 +26,46 @@ def trainer(planned):
     trainer = nnUNetTrainerDUMM_test(plans, "2d", 0, load_json(str(preprocessed / "dataset.json")),
                                      torch.device("cpu"))
     trainer.initialize()
+    trainer.dataloader_train, trainer.dataloader_val = trainer.get_dataloaders()
     return trainer
 
 
-class BrightPixelLabels:
-    """A label map computed from the image itself: label 1 and weight 6 where the image is bright."""
-
-    def __init__(self, folder: str):
-        self.folder = folder
-
-    def __call__(self, case: str, nonzero_seg: np.ndarray) -> np.ndarray:
-        from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
-
-        image = nnUNetDatasetBlosc2(self.folder, [case]).load_case(case)[0][0]
-        bright = (image > np.percentile(image, 70)).astype(np.int16)
-        return np.stack([bright, 6 * bright])
+LABEL_MAPS = PseudoLabelMaps(PixelUncertainty.ENTROPY, PixelWeighting.MASK, 0.1, 8, 2)
 
 
-def _loader(trainer, selection, batch_size=4):
+def _bright_pixel_cache(cache_folder: Path, cases: list[str]) -> PseudoLabelCache:
+    """A pseudo-label cache computed from the images themselves: label 1 where the image is bright, with an
+    uncertain prediction (0.3, 0.7) there (entropy 0.88: masked) and a certain one elsewhere (weight 1)."""
+    from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
+
     folder = str(unlabeled_preprocessed_folder("Dataset950_DUMMDemo", "nnUNetPlans_2d"))
-    dataset = LabelMapDataset(folder, selection, BrightPixelLabels(folder))
-    return build_unlabeled_loader(trainer, dataset, batch_size)
+    cache = PseudoLabelCache(cache_folder)
+    cache.folder.mkdir(parents=True, exist_ok=True)
+    for case in cases:
+        image = torch.from_numpy(nnUNetDatasetBlosc2(folder, [case]).load_case(case)[0][:][0])
+        bright = image > torch.quantile(image.flatten(), 0.7)
+        probs = torch.stack([torch.where(bright, 0.3, 1.0), torch.where(bright, 0.7, 0.0)])
+        stats = EnsembleStatistics.empty(2, image.shape)
+        stats.add(probs)
+        cache.write(case, stats, ["bright"], (32, 32), [1])
+    return cache
 
 
-def test_batches_have_nnunet_shapes_and_the_target_pyramid(trainer):
+def _loader(trainer, cache, selection, batch_size=4):
+    folder = str(unlabeled_preprocessed_folder("Dataset950_DUMMDemo", "nnUNetPlans_2d"))
+    dataset = LabelMapDataset(folder, selection, str(cache.folder), LABEL_MAPS)
+    return build_unlabeled_loader(trainer.dataloader_train, trainer.label_manager, dataset, batch_size, 0.0)
+
+
+@pytest.fixture(scope="module")
+def cache(trainer, tmp_path_factory):
     cases = completed_cases(unlabeled_preprocessed_folder("Dataset950_DUMMDemo", "nnUNetPlans_2d"))
-    batch = next(_loader(trainer, cases))
+    return _bright_pixel_cache(tmp_path_factory.mktemp("bright_cache"), cases)
+
+
+def test_batches_have_nnunet_shapes_and_the_target_pyramid(trainer, cache):
+    cases = completed_cases(unlabeled_preprocessed_folder("Dataset950_DUMMDemo", "nnUNetPlans_2d"))
+    batch = next(_loader(trainer, cache, cases))
     patch = tuple(trainer.configuration_manager.patch_size)
     assert batch["data"].shape == (4, 1, *patch)
     scales = trainer._get_deep_supervision_scales()
@@ -58,9 +74,9 @@ def test_batches_have_nnunet_shapes_and_the_target_pyramid(trainer):
         assert target.shape == (4, 2, *[round(p * s) for p, s in zip(patch, scale)])
 
 
-def test_label_map_stays_aligned_with_the_augmented_image(trainer):
+def test_label_map_stays_aligned_with_the_augmented_image(trainer, cache):
     cases = completed_cases(unlabeled_preprocessed_folder("Dataset950_DUMMDemo", "nnUNetPlans_2d"))
-    loader = _loader(trainer, cases)
+    loader = _loader(trainer, cache, cases)
     separations, consistent = [], []
     for _ in range(10):
         batch = next(loader)
@@ -70,16 +86,17 @@ def test_label_map_stays_aligned_with_the_augmented_image(trainer):
             inside = label == 1
             if inside.sum() > 10 and (~inside).sum() > 10:
                 separations.append(float(image[b][inside].mean() - image[b][~inside].mean()) / float(image[b].std()))
-            consistent.append(float((weight == 6 * label).float().mean()))
+            # bright (label 1) pixels carry weight 0; dark ones 8, or 0 in the padding outside the image
+            consistent.append(float(((weight == 0) | ((weight == 8) & (label == 0))).float().mean()))
     # Bright pixels stay under label 1 through rotation, scaling and mirroring; a misaligned map would mix them.
     assert np.median(separations) > 1.0
-    # Both channels go through the same geometry: the weight is exactly 6 x the label almost everywhere.
+    # Both channels go through the same geometry: uncertain (bright) pixels masked, the others at full weight.
     assert np.mean(consistent) > 0.99
 
 
-def test_only_selected_cases_are_sampled(trainer):
+def test_only_selected_cases_are_sampled(trainer, cache):
     selection = ["demo_ul_001", "demo_ul_004"]
-    loader = _loader(trainer, selection)
+    loader = _loader(trainer, cache, selection)
     keys = {k for _ in range(5) for k in next(loader)["keys"]}
     assert keys <= set(selection)
     assert keys == set(selection)

@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import ClassVar
 
@@ -27,20 +28,23 @@ import torch
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.collate_outputs import collate_outputs
-from nnunetv2.utilities.helpers import dummy_context
+from nnunetv2.utilities.helpers import empty_cache
 from torch import distributed as dist
 
 from nnunet_dumm.config import DUMMConfig
 from nnunet_dumm.dataloading import LabelMapDataset, build_unlabeled_loader
 from nnunet_dumm.diagnostics import plot_diagnostics, pseudo_label_diagnostics
-from nnunet_dumm.losses import WeightedPseudoLabelLoss
+from nnunet_dumm.losses import LabeledPlusPseudoLabelLoss, WeightedPseudoLabelLoss
 from nnunet_dumm.pseudo_labels import (
     EnsembleMember,
     PseudoLabelCache,
     PseudoLabelMaps,
     TeacherPass,
+    class_location_keys,
     generate_pseudo_labels,
     load_teacher_members,
+    member_from_network,
+    sources_key,
 )
 from nnunet_dumm.selection import rank_cases, unlabeled_loss_weight
 from nnunet_dumm.uncertainty import SampleUncertainty
@@ -57,6 +61,8 @@ __all__ = ["nnUNetTrainerDUMM"]
 CONFIG_FILE = "dumm_config.json"
 RANKING_FILE = "dumm_ranking.json"
 METRICS_FILE = "dumm_metrics.jsonl"
+# fold_X/<this>/round<N>_<key>: the pseudo-labels of a later SUS round with the student in the ensemble
+ROUND_CACHES = "dumm_pseudo_labels"
 
 
 class nnUNetTrainerDUMM(nnUNetTrainer):
@@ -72,13 +78,17 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         self.dumm_selection: list[str] = []
         self.dumm_round_stats: dict = {}
         self.unlabeled_loader = None
-        self.unlabeled_loss = None
-        self._dumm_teacher_members: list[EnsembleMember] | None = None
+        self.combined_loss: LabeledPlusPseudoLabelLoss | None = None
 
     # ----------------------------------------------------------------------------------------- set-up
     def initialize(self):
+        if self.configuration_manager.previous_stage_name is not None:
+            raise NotImplementedError(
+                f"DUMM does not support cascaded configurations ('{self.configuration_name}' needs the "
+                f"'{self.configuration_manager.previous_stage_name}' stage's predictions of every unlabeled case); "
+                "train the student on 3d_fullres (or 2d) instead")
         super().initialize()
-        self.unlabeled_loss = self._build_unlabeled_loss()
+        self.combined_loss = LabeledPlusPseudoLabelLoss(self.loss, self._build_unlabeled_loss())
 
     def _build_unlabeled_loss(self):
         loss = WeightedPseudoLabelLoss(self.dumm_config.weight_levels, self.configuration_manager.batch_dice,
@@ -158,65 +168,79 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
                                                  self.preprocessed_dataset_folder_base)
         if not all(self.dumm_teachers.cache.done(c) for c in cases):
             self._run_pass(self._teacher_members(), cases, self.dumm_teachers.cache, self.dumm_teachers.sources)
+            self._release_teachers()
         return self.dumm_teachers.cache
 
     def _teacher_members(self) -> list[EnsembleMember]:
-        # loaded once per process: finding the teachers' trainer classes alone costs nnU-Net ~10 s
-        if self._dumm_teacher_members is None:
-            self._dumm_teacher_members = load_teacher_members(
-                self.dumm_teachers.folds, self.plans_manager, self.configuration_manager, self.dataset_json,
-                self.device, self.dumm_config.use_mirroring)
-        return self._dumm_teacher_members
+        return load_teacher_members(self.dumm_teachers.folds, self.plans_manager, self.configuration_manager,
+                                    self.dataset_json, self.device, self.dumm_config.use_mirroring)
+
+    def _release_teachers(self) -> None:
+        # the teachers' networks are garbage once the pass is done; give their GPU memory back to training
+        empty_cache(self.device)
 
     def _run_pass(self, members: list[EnsembleMember], cases: list[str], cache: PseudoLabelCache,
-                  sources: dict) -> None:
+                  sources: dict, base: PseudoLabelCache | None = None, member_weight: float = 1.0) -> None:
         num_parts, part_id = self._shard()
-        generate_pseudo_labels(members, cases, self._load_unlabeled_image, cache, sources, num_parts, part_id,
-                               verbose=self.local_rank == 0, log=self.print_to_log_file)
+        generate_pseudo_labels(members, cases, self._load_unlabeled_image, cache, sources,
+                               class_location_keys(self.label_manager), base=base, member_weight=member_weight,
+                               num_parts=num_parts, part_id=part_id, verbose=self.local_rank == 0,
+                               log=self.print_to_log_file)
         self._barrier()
 
     def _student_member(self) -> EnsembleMember:
-        from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-
         network = self.network.module if self.is_ddp else self.network
-        predictor = nnUNetPredictor(device=self.device, use_mirroring=self.dumm_config.use_mirroring,
-                                    perform_everything_on_device=False, allow_tqdm=False)
-        predictor.manual_initialization(network, self.plans_manager, self.configuration_manager, None,
-                                        self.dataset_json, self.__class__.__name__,
-                                        self.inference_allowed_mirroring_axes)
-        return EnsembleMember(f"student@epoch{self.current_epoch}", predictor)
+        network = getattr(network, "_orig_mod", network)  # torch.compile wrapper
+        return member_from_network(f"student@epoch{self.current_epoch}", network, self.configuration_manager,
+                                   self.label_manager, self.inference_allowed_mirroring_axes, self.device,
+                                   self.dumm_config.use_mirroring)
 
-    def _round_cache(self, round_index: int) -> PseudoLabelCache:
-        """Round 0 (or a round without the student) uses the teachers' shared cache; later rounds their own."""
+    def _round_cache(self, round_index: int, student: EnsembleMember | None) -> tuple[PseudoLabelCache, dict]:
+        """Round 0 (or a round without the student) uses the teachers' shared cache; later rounds their own.
+
+        A later round's cache is keyed by the teachers and the student's weights, like the teachers' cache, so a
+        fold trained again from scratch never reuses the labels of an earlier student; caches of this fold's
+        earlier students are removed.
+        """
         if round_index == 0 or not self.dumm_config.student_joins_ensemble:
-            return self.dumm_teachers.cache
-        return PseudoLabelCache(Path(self.output_folder) / f"dumm_pseudo_labels_round{round_index + 1}")
+            return self.dumm_teachers.cache, self.dumm_teachers.sources
+        sources = {"teachers": self.dumm_teachers.sources,
+                   "student_weights_sha256": _state_dict_digest(student.window.network.state_dict()),
+                   "student_weight": self.dumm_config.student_weight}
+        name = f"round{round_index + 1}_{sources_key(sources)}"
+        folder = Path(self.output_folder) / ROUND_CACHES
+        if self.local_rank == 0 and folder.is_dir():
+            for stale in folder.glob(f"round{round_index + 1}_*"):
+                if stale.name != name:
+                    shutil.rmtree(stale)
+        self._barrier()
+        return PseudoLabelCache(folder / name), sources
 
     def _enter_round(self, round_index: int) -> None:
         config = self.dumm_config
         selection = config.schedule.select(self.dumm_ranking, round_index)
-        cache = self._round_cache(round_index)
-        if cache is not self.dumm_teachers.cache and not all(cache.done(c) for c in selection):
+        joins = round_index > 0 and config.student_joins_ensemble
+        student = self._student_member() if joins else None
+        cache, sources = self._round_cache(round_index, student)
+        if joins and not all(cache.done(c) for c in selection):
             self.set_deep_supervision_enabled(False)
-            student = self._student_member()
-            sources = {"teachers": self.dumm_teachers.sources,
-                       "student_weights_sha256": _state_dict_digest(student.predictor.network.state_dict())}
-            self._run_pass(self._teacher_members() + [student], selection, cache, sources)
+            # the student is added to the teachers' cached statistics: the teachers do not run again
+            self._run_pass([student], selection, cache, sources, base=self.dumm_teachers.cache,
+                           member_weight=config.student_weight)
             self.set_deep_supervision_enabled(self.enable_deep_supervision)
             self.network.train()
         if self.local_rank == 0:
             # the teachers' pass covers the whole pool; a round's own pass only its selection
             self._write_diagnostics(cache, self.dumm_ranking if cache is self.dumm_teachers.cache else selection,
                                     round_index)
-        label_maps = PseudoLabelMaps(str(cache.folder), config.pixel_uncertainty, config.pixel_weighting,
-                                     config.pixel_threshold, config.weight_levels,
-                                     self.label_manager.num_segmentation_heads)
-        dataset = LabelMapDataset(str(self.unlabeled_folder), selection, label_maps)
+        label_maps = self._label_maps()
+        dataset = LabelMapDataset(str(self.unlabeled_folder), selection, str(cache.folder), label_maps)
         self.dumm_round_stats = _selection_stats(label_maps, cache, selection)
         batch_size = max(1, round(config.unlabeled_batch_ratio * self.batch_size))
         if self.unlabeled_loader is not None:
             self._shutdown_unlabeled_loader()
-        self.unlabeled_loader = build_unlabeled_loader(self, dataset, batch_size)
+        self.unlabeled_loader = build_unlabeled_loader(self.dataloader_train, self.label_manager, dataset,
+                                                       batch_size, config.unlabeled_oversample_foreground)
         self.dumm_round, self.dumm_selection = round_index, selection
         self.print_to_log_file(
             f"DUMM round {round_index + 1}/{config.schedule.num_rounds}: {len(selection)} of "
@@ -225,12 +249,17 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
             f"pixels kept {self.dumm_round_stats['kept_fraction']:.3f}"
         )
 
+    def _label_maps(self) -> PseudoLabelMaps:
+        config = self.dumm_config
+        return PseudoLabelMaps(config.pixel_uncertainty, config.pixel_weighting, config.pixel_threshold,
+                               config.weight_levels, self.label_manager.num_segmentation_heads)
+
     def _write_diagnostics(self, cache: PseudoLabelCache, cases: list[str], round_index: int) -> None:
         """Pseudo-label quality against true labels (labelsUnlabeled/), when the dataset has them."""
         config = self.dumm_config
         true_labels = self.unlabeled_folder / TRUE_LABELS_SUBFOLDER
-        diagnostics = pseudo_label_diagnostics(cache, cases, true_labels, self.label_manager.num_segmentation_heads,
-                                               config.pixel_threshold)
+        diagnostics = pseudo_label_diagnostics(cache, cases, true_labels, self._label_maps(),
+                                               self.label_manager.ignore_label)
         if diagnostics is None:
             return
         stem = Path(self.output_folder) / f"dumm_diagnostics_round{round_index + 1}"
@@ -268,53 +297,45 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
     def on_train_epoch_start(self):
         round_index = self.dumm_config.schedule.round_at_epoch(self.current_epoch, self.num_epochs)
         if round_index != self.dumm_round:
-            # A checkpoint of exactly this student: a crash during the coming pass resumes with the same weights.
-            # nnU-Net stores current_epoch + 1 because it saves at an epoch's end; this is an epoch's start.
-            self.current_epoch -= 1
-            self.save_checkpoint(str(Path(self.output_folder) / "checkpoint_latest.pth"))
-            self.current_epoch += 1
+            self._save_transition_checkpoint()
             self._enter_round(round_index)
         super().on_train_epoch_start()
 
+    def _save_transition_checkpoint(self) -> None:
+        """A checkpoint of exactly this student, so a crash during the coming pass resumes with the same weights.
+
+        nnU-Net stores ``current_epoch + 1`` because it saves at an epoch's end; this is an epoch's start.
+        """
+        epoch = self.current_epoch
+        self.current_epoch = epoch - 1
+        try:
+            self.save_checkpoint(str(Path(self.output_folder) / "checkpoint_latest.pth"))
+        finally:
+            self.current_epoch = epoch
+
     def train_step(self, batch: dict) -> dict:
+        """nnU-Net's own ``train_step`` (autocast, grad scaler, clipping) on labeled + unlabeled patches at once.
+
+        One forward pass over both batches: nnU-Net's networks normalise per instance, so this equals two passes.
+        The targets are stacked along the batch (labeled ones get an unused weight channel), and for this step
+        ``self.loss`` is the combined loss that splits the batch again.
+        """
         unlabeled = next(self.unlabeled_loader)
-        num_labeled = batch["data"].shape[0]
-        # One forward pass over both batches: nnU-Net's networks normalise per instance, so this equals two passes.
-        data = torch.cat((batch["data"], unlabeled["data"])).to(self.device, non_blocking=True)
-        target = [t.to(self.device, non_blocking=True) for t in _as_list(batch["target"])]
-        target_u = [t.to(self.device, non_blocking=True) for t in _as_list(unlabeled["target"])]
-        weight = unlabeled_loss_weight(self.current_epoch, self.num_epochs, self.dumm_config.lambda_max,
-                                       self.dumm_config.rampup_fraction)
-
-        self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
-            output = _as_list(self.network(data))
-            output_l = [o[:num_labeled] for o in output]
-            output_u = [o[num_labeled:] for o in output]
-            if self.enable_deep_supervision:
-                sup_loss = self.loss(output_l, target)
-                unsup_loss = self.unlabeled_loss(output_u, target_u)
-            else:
-                sup_loss = self.loss(output_l[0], target[0])
-                unsup_loss = self.unlabeled_loss(output_u[0], target_u[0])
-            loss = sup_loss + weight * unsup_loss
-
-        if self.grad_scaler is not None:
-            self.grad_scaler.scale(loss).backward()
-            self.grad_scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
-            self.grad_scaler.step(self.optimizer)
-            self.grad_scaler.update()
-        else:
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
-            self.optimizer.step()
-        return {
-            "loss": loss.detach().cpu().numpy(),
-            "sup_loss": sup_loss.detach().cpu().numpy(),
-            "unsup_loss": unsup_loss.detach().cpu().numpy(),
-            "kept_fraction": (target_u[0][:, 1] > 0).float().mean().cpu().numpy(),
-        }
+        combined = self.combined_loss
+        combined.num_labeled = batch["data"].shape[0]
+        combined.weight = unlabeled_loss_weight(self.current_epoch, self.num_epochs, self.dumm_config.lambda_max,
+                                                self.dumm_config.rampup_fraction)
+        targets = [combined.stack_targets(t, u) for t, u in zip(_as_list(batch["target"]),
+                                                                 _as_list(unlabeled["target"]))]
+        stacked = {"data": torch.cat((batch["data"], unlabeled["data"])),
+                   "target": targets if isinstance(batch["target"], (list, tuple)) else targets[0]}
+        supervised_loss, self.loss = self.loss, combined
+        try:
+            result = super().train_step(stacked)
+        finally:
+            self.loss = supervised_loss
+        return {**result, **combined.last_terms,
+                "kept_fraction": (_as_list(unlabeled["target"])[0][:, 1] > 0).float().mean().numpy()}
 
     def on_train_epoch_end(self, train_outputs: list[dict]):
         super().on_train_epoch_end(train_outputs)
@@ -353,9 +374,9 @@ def _selection_stats(label_maps: PseudoLabelMaps, cache: PseudoLabelCache, selec
     """Mean pixel uncertainty and fraction of pixels with a non-zero weight over a round's cases."""
     uncertainty, kept = [], []
     for case in selection:
-        entry = cache.load(case)
-        uncertainty.append(float(entry[f"u_{label_maps.pixel_uncertainty.value}"].mean()) / 255)
-        kept.append(float((label_maps.weights(entry) > 0).float().mean()))
+        u = cache.pixel_uncertainty(case, label_maps.pixel_uncertainty)
+        uncertainty.append(float(u.mean()) / 255)
+        kept.append(float((label_maps.weights(u) > 0).float().mean()))
     return {"mean_uncertainty": float(np.mean(uncertainty)), "kept_fraction": float(np.mean(kept))}
 
 
