@@ -29,6 +29,7 @@ import pickle
 import shutil
 import socket
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,6 +245,16 @@ class PseudoLabelCache:
     def done(self, case: str) -> bool:
         return self.marker(case).is_file()
 
+    def intact(self, case: str) -> bool:
+        """Finished and undamaged: every file has the size and CRC-32 recorded when it was written."""
+        if not self.done(case):
+            return False
+        try:
+            properties = self.properties(case)
+        except CorruptCacheEntry:
+            return False
+        return all(_crc32(self.folder / f"{case}{suffix}") == crc for suffix, crc in properties["file_crc32"].items())
+
     def properties(self, case: str) -> dict:
         try:
             with open(self.marker(case), "rb") as f:
@@ -338,6 +349,7 @@ class PseudoLabelCache:
                                blocks=blocks,
                                cparams={"codec": blosc2.Codec.LZ4HC, "clevel": 5, "nthreads": 1}, mode="w")
             properties["file_sizes"] = {s: temporary[s].stat().st_size for s in arrays}
+            properties["file_crc32"] = {s: _crc32(temporary[s]) for s in arrays}
             properties["spatial_shape"] = tuple(stats.spatial)
             with open(temporary[".pkl"], "wb") as f:
                 pickle.dump(properties, f)
@@ -381,6 +393,14 @@ class PseudoLabelCache:
 
     def release(self, case: str) -> None:
         (self.folder / ".claims" / case).unlink(missing_ok=True)
+
+
+def _crc32(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            crc = zlib.crc32(block, crc)
+    return crc
 
 
 def _claim_is_stale(path: Path) -> bool:
@@ -467,6 +487,10 @@ def generate_pseudo_labels(
     """
     _write_sources(cache, sources)
     mine = list(cases)[part_id::num_parts]
+    damaged = [c for c in mine if cache.done(c) and not cache.intact(c)]
+    for case in damaged:
+        log(f"pseudo-labels: the cache entry of {case} in {cache.folder} is damaged (size or CRC-32); recomputing it")
+        cache.remove(case)
     pending = [c for c in mine if not cache.done(c)]
     if verbose:
         log(f"pseudo-labels: {len(members)} model(s){' added to ' + str(base.folder) if base else ''}, "

@@ -166,7 +166,7 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         self.dumm_teachers = TeacherPass.resolve(config.teachers, config.min_models, config.use_mirroring,
                                                  self.plans_manager, self.configuration_name,
                                                  self.preprocessed_dataset_folder_base)
-        if not all(self.dumm_teachers.cache.done(c) for c in cases):
+        if not all(self.dumm_teachers.cache.intact(c) for c in cases):
             self._run_pass(self._teacher_members(), cases, self.dumm_teachers.cache, self.dumm_teachers.sources)
             self._release_teachers()
         return self.dumm_teachers.cache

@@ -1,0 +1,203 @@
+"""The pseudo-label pass against nnU-Net's own predictor and the measures as first implemented (stacked softmax of
+all models), the cached statistics of later rounds, and the cache's behaviour on damaged files and a full disk."""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nnunet_dumm.pseudo_labels import (
+    CorruptCacheEntry,
+    PseudoLabelCache,
+    generate_pseudo_labels,
+    load_teacher_members,
+)
+from nnunet_dumm.uncertainty import EnsembleStatistics, PixelUncertainty
+from tests.conftest import TINY_SPEC
+
+EPS = 1e-6
+
+
+def reference_measures(probs: torch.Tensor) -> dict:
+    """The measures as the first implementation computed them, from all models' stacked softmax (M, C, *spatial)."""
+    num_models, num_classes = probs.shape[:2]
+    fused = probs.mean(0)
+    log_c = math.log(num_classes)
+    log_fused = torch.log(fused.clamp_min(EPS))
+    u = {
+        "kl": ((fused[None] * (log_fused[None] - torch.log(probs.clamp_min(EPS)))).sum(1).mean(0) / log_c).clamp(0, 1),
+        "variance": (((probs - fused[None]) ** 2).sum(1).mean(0) / (1 - 1 / num_classes)).clamp(0, 1),
+        "entropy": (-(fused * log_fused).sum(0) / log_c).clamp(0, 1),
+        "vote": (probs.argmax(1) != fused.argmax(0)[None]).float().mean(0),
+    }
+    labels = probs.argmax(1)
+    pair_dice = []
+    for m in range(num_models):
+        for n in range(m + 1, num_models):
+            scores = []
+            for c in range(1, num_classes):
+                a, b = labels[m] == c, labels[n] == c
+                denominator = a.sum() + b.sum()
+                scores.append(1.0 if denominator == 0 else float(2 * (a & b).sum() / denominator))
+            pair_dice.append(sum(scores) / len(scores))
+    return {
+        "pseudo_label": fused.argmax(0).numpy(),
+        "u": {k: torch.round(v * 255).to(torch.uint8).numpy() for k, v in u.items()},
+        "U": {"dust": float(((probs - fused[None]) ** 2).mean()), "entropy": float(u["entropy"].mean()),
+              "dice": 1.0 - sum(pair_dice) / len(pair_dice) if pair_dice else 0.0},
+    }
+
+
+def nnunet_probabilities(model_folder: Path, folds, data: torch.Tensor) -> torch.Tensor:
+    """Every fold's softmax of one case from nnU-Net's own ``nnUNetPredictor`` (one tile per forward pass)."""
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    predictor = nnUNetPredictor(device=torch.device("cpu"), perform_everything_on_device=False, allow_tqdm=False)
+    predictor.initialize_from_trained_model_folder(str(model_folder), use_folds=tuple(folds))
+    probs = []
+    for parameters in predictor.list_of_parameters:
+        predictor.network.load_state_dict(parameters)
+        logits = predictor.predict_sliding_window_return_logits(data)
+        probs.append(predictor.label_manager.apply_inference_nonlin(logits.float()))
+    return torch.stack(probs)
+
+
+def assert_entry_matches(cache: PseudoLabelCache, case: str, reference: dict) -> None:
+    pseudo_label = cache.pseudo_label(case)
+    # nnU-Net accumulates logits in float16, we in float32: only pixels at an argmax tie (of the fused or of a
+    # member's prediction, for vote) or at a rounding boundary may differ
+    assert (pseudo_label == reference["pseudo_label"]).mean() >= 0.995
+    for measure in PixelUncertainty:
+        difference = np.abs(cache.pixel_uncertainty(case, measure).astype(int) - reference["u"][measure.value])
+        assert (difference <= 2).mean() >= 0.99, measure
+    properties = cache.properties(case)
+    for measure, value in reference["U"].items():
+        assert properties[f"U_{measure}"] == pytest.approx(value, abs=2e-3), measure
+
+
+def test_teacher_cache_equals_nnunets_predictor_and_the_stacked_measures(pipeline):
+    from nnunet_dumm.unlabeled import load_preprocessed_image, unlabeled_preprocessed_folder
+
+    (cache_folder,) = (pipeline["preprocessed"] / "dumm_pseudo_labels").iterdir()
+    cache = PseudoLabelCache(cache_folder)
+    folder = unlabeled_preprocessed_folder("Dataset950_DUMMDemo", "nnUNetPlans_2d")
+    cases = sorted(p.stem for p in cache_folder.glob("*.pkl"))
+    assert len(cases) == TINY_SPEC.num_unlabeled
+    references = {}
+    for case in cases:
+        data = torch.from_numpy(load_preprocessed_image(folder, case))
+        references[case] = reference_measures(nnunet_probabilities(pipeline["stock"], (0, 1), data))
+        assert_entry_matches(cache, case, references[case])
+    # and the SUS ranking of every measure is the same
+    for measure in ("dice", "dust", "entropy"):
+        ours = cache.sample_uncertainty(cases, measure)
+        assert sorted(cases, key=lambda c: (ours[c], c)) == sorted(
+            cases, key=lambda c: (references[c]["U"][measure], c)), measure
+
+
+def test_round_pass_adds_the_student_to_cached_teacher_statistics(pipeline, tmp_path):
+    """Round 2 without running the teachers: the same labels as all three models predicting from scratch."""
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from nnunet_dumm.unlabeled import load_preprocessed_image, unlabeled_preprocessed_folder
+
+    (teacher_folder,) = (pipeline["preprocessed"] / "dumm_pseudo_labels").iterdir()
+    folder = unlabeled_preprocessed_folder("Dataset950_DUMMDemo", "nnUNetPlans_2d")
+    plans_manager = PlansManager(str(pipeline["preprocessed"] / "nnUNetPlans.json"))
+    dataset_json = json.loads((pipeline["preprocessed"] / "dataset.json").read_text())
+    # any trained model serves as "the student": the final DUMM student of fold 0
+    (student,) = load_teacher_members([(pipeline["student"], 0, "checkpoint_final.pth")], plans_manager,
+                                      plans_manager.get_configuration("2d"), dataset_json, torch.device("cpu"), True)
+    cases = sorted(p.stem for p in teacher_folder.glob("*.pkl"))[:4]
+    round_cache = PseudoLabelCache(tmp_path / "round2")
+    generate_pseudo_labels([student], cases, lambda c: load_preprocessed_image(folder, c), round_cache,
+                           {"test": "round2"}, [1, 2, 3], base=PseudoLabelCache(teacher_folder), verbose=False)
+    for case in cases:
+        data = torch.from_numpy(load_preprocessed_image(folder, case))
+        probs = torch.cat([nnunet_probabilities(pipeline["stock"], (0, 1), data),
+                           nnunet_probabilities(pipeline["student"], (0,), data)])
+        assert_entry_matches(round_cache, case, reference_measures(probs))
+        assert round_cache.properties(case)["members"][-1].startswith("nnUNetTrainerDUMM_test")
+
+
+def test_sliding_window_with_many_tiles_equals_nnunets(pipeline):
+    """An image of several overlapping tiles (and padding), batched vs nnU-Net's one tile per pass."""
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    plans_manager = PlansManager(str(pipeline["preprocessed"] / "nnUNetPlans.json"))
+    dataset_json = json.loads((pipeline["preprocessed"] / "dataset.json").read_text())
+    (member,) = load_teacher_members([(pipeline["stock"], 0, "checkpoint_final.pth")], plans_manager,
+                                     plans_manager.get_configuration("2d"), dataset_json, torch.device("cpu"), True)
+    data = torch.randn(1, 3, 75, 29, generator=torch.Generator().manual_seed(0))  # 3 slices, padded in x
+    assert member.window.num_tiles(data.shape[1:]) > 3 * 2
+    (ours,) = member.predict_probabilities([data])
+    reference = nnunet_probabilities(pipeline["stock"], (0,), data)[0]
+    assert ours.shape == reference.shape
+    torch.testing.assert_close(ours, reference, atol=5e-3, rtol=0)
+
+
+def test_weighted_member_equals_repeated_member():
+    generator = torch.Generator().manual_seed(1)
+    members = torch.softmax(3 * torch.randn(3, 4, 2, 5, 6, generator=generator), 1)
+    weighted = EnsembleStatistics.empty(4, (2, 5, 6))
+    for member, weight in zip(members, (1.0, 1.0, 2.0)):
+        weighted.add(member, weight)
+    repeated = EnsembleStatistics.from_probabilities(torch.cat([members, members[2:]]))
+    for measure in PixelUncertainty:
+        torch.testing.assert_close(weighted.pixel_uncertainty(measure), repeated.pixel_uncertainty(measure))
+    torch.testing.assert_close(weighted.pseudo_label(), repeated.pseudo_label())
+    assert weighted.sample_uncertainty("dust") == pytest.approx(repeated.sample_uncertainty("dust"))
+
+
+def _write_one(cache: PseudoLabelCache, case: str = "case_a") -> None:
+    stats = EnsembleStatistics.from_probabilities(torch.softmax(torch.randn(2, 3, 1, 8, 8), 1))
+    cache.write(case, stats, ["m0", "m1"], (8, 8), [1, 2])
+
+
+def test_truncated_cache_entry_is_named_and_reads_fail_clearly(tmp_path):
+    cache = PseudoLabelCache(tmp_path)
+    _write_one(cache)
+    maps = tmp_path / "case_a_maps.b2nd"
+    maps.write_bytes(maps.read_bytes()[:50])  # a partial copy
+    with pytest.raises(CorruptCacheEntry, match="case_a_maps.b2nd"):
+        cache.properties("case_a")
+    assert not cache.intact("case_a")
+
+
+def test_disk_full_while_writing_leaves_nothing_and_says_so(tmp_path, monkeypatch):
+    import blosc2
+
+    cache = PseudoLabelCache(tmp_path)
+    real = blosc2.asarray
+    calls = []
+
+    def full_disk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(blosc2, "asarray", full_disk)
+    with pytest.raises(OSError, match="no space left.*rerun the same command"):
+        _write_one(cache)
+    assert not cache.done("case_a")
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+    monkeypatch.setattr(blosc2, "asarray", real)
+    _write_one(cache)  # the rerun
+    assert cache.intact("case_a")
+
+
+def test_claims_exclude_live_processes_and_expire_for_dead_ones(tmp_path):
+    cache = PseudoLabelCache(tmp_path)
+    assert cache.claim("a")
+    assert not cache.claim("a")  # held by this (live) process
+    cache.release("a")
+    (tmp_path / ".claims" / "b").write_text(f"{os.uname().nodename} {2 ** 22 + 12345}")  # no such pid
+    assert cache.claim("b")
