@@ -32,23 +32,27 @@ __all__ = [
     "RESULTS_DIR",
     "StepLog",
     "aggregate",
+    "bootstrap_difference",
     "case_metrics",
     "command_line",
     "git_commit",
     "machine_info",
     "plan_and_preprocess",
+    "plans_variant_name",
     "provenance_markdown",
     "seed_everything",
     "set_nnunet_paths",
     "trainer_names",
+    "update_summary",
     "write_json",
+    "write_plans_variant",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 # the presets of nnunet_dumm.trainers.variants.BUDGETS, plus "full": nnU-Net's default schedule (trainer names
 # without a budget suffix)
-PRESETS = ("test", "demo", "cpu", "gpu", "full")
+PRESETS = ("test", "demo", "cpu", "gpu", "proxy", "gpuwin", "full")
 
 
 # ------------------------------------------------------------------------------------------------ environment
@@ -123,6 +127,25 @@ def plan_and_preprocess(dataset_id: int, dataset_name: str, configuration: str =
         if n_proc_da is not None:
             os.environ["nnUNet_n_proc_DA"] = n_proc_da
     return True
+
+
+def plans_variant_name(network_scale: float) -> str:
+    """The plans identifier of a network with ``network_scale`` x nnU-Net's features per stage."""
+    return "nnUNetPlans" if network_scale == 1 else f"nnUNetPlans_features{network_scale:g}"
+
+
+def write_plans_variant(preprocessed: Path, name: str, network_scale: float) -> Path:
+    """An nnU-Net plans variant: nnU-Net's plans with every configuration's features per stage scaled, the same
+    preprocessing (same data identifier), so that every arm trains the smaller network without code changes."""
+    plans = json.loads((preprocessed / "nnUNetPlans.json").read_text())
+    plans["plans_name"] = name
+    for configuration in plans["configurations"].values():
+        kwargs = configuration.get("architecture", {}).get("arch_kwargs", {})
+        if "features_per_stage" in kwargs:
+            kwargs["features_per_stage"] = [max(4, round(f * network_scale)) for f in kwargs["features_per_stage"]]
+    path = preprocessed / f"{name}.json"
+    write_json(path, plans)
+    return path
 
 
 # ------------------------------------------------------------------------------------------------ provenance
@@ -221,7 +244,7 @@ class StepLog:
     def step(self, name: str, description: str) -> Iterator[dict]:
         """Times one step. The body may set ``record["skipped"] = True`` when it found its result on disk."""
         self._index += 1
-        print(f"\n=== [{self._index}/{self.total}] {description}", flush=True)
+        print(f"\n=== [{self._index}{f'/{self.total}' if self.total else ''}] {description}", flush=True)
         record: dict = {"skipped": False}
         start = time.perf_counter()
         yield record
@@ -281,8 +304,7 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value)}")
 
 
-def provenance_markdown(command: str, preset: str, seed: int | None, machine: dict, commit: str,
-                        steps: StepLog) -> str:
+def provenance_markdown(command: str, preset: str, seed, machine: dict, commit: str, steps: StepLog) -> str:
     """The header every report starts with: how to reproduce it and what it ran on."""
     machine_line = (f"{machine['cpu_model']}, {machine['cpu_cores_usable']} cores usable, "
                     f"{machine.get('memory_gib', '?')} GiB; torch {machine['torch']} "
@@ -291,7 +313,7 @@ def provenance_markdown(command: str, preset: str, seed: int | None, machine: di
                     + (f" ({machine['gpu']})" if machine.get("gpu") else ""))
     return "\n".join([
         f"* command: `{command}`",
-        f"* preset: `{preset}`" + (f", seed {seed}" if seed is not None else ""),
+        f"* preset: `{preset}`" + (f", seed(s) {seed}" if seed is not None else ""),
         f"* machine: {machine_line}",
         f"* git commit: `{commit}`",
         f"* written: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
@@ -462,3 +484,43 @@ def linked_subset(raw: Path, cases: Sequence[str], images: str, labels: str, des
         if not link.exists():
             link.symlink_to(raw / labels / f"{case}{file_ending}")
     return image_folder, label_folder
+
+
+# ------------------------------------------------------------------------------------------------ statistics
+def bootstrap_difference(row: dict[str, list[float]], reference: dict[str, list[float]], resamples: int = 10_000,
+                         seed: int = 0) -> dict:
+    """Mean difference row - reference of per-case scores, with a 95 % percentile bootstrap interval.
+
+    Both arguments map case -> one score per seed. Each resample draws the cases with replacement (the same cases
+    for both: the comparison is paired) and, for each row independently, its seeds with replacement; the
+    statistic is the mean over the drawn cases of (mean over the row's drawn seeds - mean over the reference's).
+    Cases whose score is undefined for either row are left out.
+    """
+    cases = sorted(c for c in row if c in reference and np.all(np.isfinite(row[c])) and
+                   np.all(np.isfinite(reference[c])))
+    a = np.asarray([row[c] for c in cases], dtype=float)  # (cases, seeds)
+    b = np.asarray([reference[c] for c in cases], dtype=float)
+    rng = np.random.default_rng(seed)
+    n = len(cases)
+    case_draws = rng.integers(0, n, size=(resamples, n))
+    seeds_a = rng.integers(0, a.shape[1], size=(resamples, a.shape[1]))
+    seeds_b = rng.integers(0, b.shape[1], size=(resamples, b.shape[1]))
+    diffs = np.empty(resamples)
+    for k in range(resamples):
+        mean_a = a[:, seeds_a[k]].mean(1)
+        mean_b = b[:, seeds_b[k]].mean(1)
+        diffs[k] = (mean_a - mean_b)[case_draws[k]].mean()
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    return {"mean_diff": float(a.mean(1).mean() - b.mean(1).mean()), "ci95": [float(low), float(high)],
+            "num_cases": n, "seeds": int(a.shape[1]), "reference_seeds": int(b.shape[1]),
+            "significant": bool(low > 0 or high < 0)}
+
+
+def update_summary(path: Path, entry: dict) -> None:
+    """Adds or replaces the entry of (dataset, preset, labeled) in ``summary.json``: ``{"entries": [...]}``."""
+    summary = json.loads(path.read_text()) if path.is_file() else {"entries": []}
+    key = (entry["dataset"], entry["preset"], entry["labeled"])
+    summary["entries"] = [e for e in summary["entries"] if (e["dataset"], e["preset"], e["labeled"]) != key]
+    summary["entries"].append(entry)
+    summary["entries"].sort(key=lambda e: (e["dataset"], e["preset"], str(e["labeled"])))
+    write_json(path, summary)

@@ -36,10 +36,12 @@ from benchmarks.common import (  # noqa: E402
     linked_subset,
     machine_info,
     plan_and_preprocess,
+    plans_variant_name,
     provenance_markdown,
     seed_everything,
     set_nnunet_paths,
     write_json,
+    write_plans_variant,
 )
 from benchmarks.run_quality import CLASS_NAMES, CONFIGURATION, DATASET_IDS, convert, data_tag  # noqa: E402
 
@@ -57,6 +59,8 @@ def run(args: argparse.Namespace) -> Path:
         record["skipped"] = not convert(args, dataset_id, name, folders)
     with steps.step("plan", "nnU-Net fingerprint, plans and preprocessing of the labeled cases (2d)") as record:
         record["skipped"] = not plan_and_preprocess(dataset_id, dataset_name, CONFIGURATION)
+    if args.plans != "nnUNetPlans":
+        write_plans_variant(folders["nnUNet_preprocessed"] / dataset_name, args.plans, args.network_scale)
     data_augmentation_in_process(args.device)
 
     from nnunet_dumm.runs import predict_and_evaluate, train_fold
@@ -67,27 +71,29 @@ def run(args: argparse.Namespace) -> Path:
     points = []
     for iterations in args.budgets:
         trainer = f"nnUNetTrainerStock_{iterations}it"
-        with steps.step(f"curve_train_{iterations}", f"train {trainer} fold 0 (seed {args.seed})") as record:
+        step = f"curve_train_{iterations}" + (f"_{args.plans}" if args.plans != "nnUNetPlans" else "")
+        with steps.step(step, f"train {trainer} ({args.plans}) fold 0 (seed {args.seed})") as record:
             from nnunetv2.utilities.file_path_utilities import get_output_folder
 
-            fold_folder = Path(get_output_folder(dataset_name, trainer, "nnUNetPlans", CONFIGURATION, 0))
+            fold_folder = Path(get_output_folder(dataset_name, trainer, args.plans, CONFIGURATION, 0))
             record["skipped"] = (fold_folder / "checkpoint_final.pth").is_file()
             seed_everything(args.seed)
-            model_folder = train_fold(dataset_name, CONFIGURATION, 0, trainer, device=args.device)
-        output = args.work_dir / "predictions" / f"dev_{trainer}_fold0"
-        with steps.step(f"curve_dev_{iterations}", f"predict + evaluate the {len(dev_cases)} dev cases: {trainer}") \
+            model_folder = train_fold(dataset_name, CONFIGURATION, 0, trainer, plans=args.plans, device=args.device)
+        output = args.work_dir / "predictions" / f"dev_{trainer}_{args.plans}_fold0"
+        with steps.step(step.replace("train", "dev"), f"predict + evaluate the {len(dev_cases)} dev cases: {trainer}") \
                 as record:
             record["skipped"] = (output / "summary.json").is_file()
             summary = predict_and_evaluate(model_folder, (0,), images, labels, output, args.device)
             per_case = case_metrics(summary, dataset_json)
         stats = aggregate(per_case, metrics=("Dice",))
-        points.append({"iterations": iterations, "trainer": trainer, "train_wall_s": steps.steps[
-            f"curve_train_{iterations}"].get("wall_s"), "dice": {k: v["Dice"]["mean"] for k, v in stats.items()},
-            "per_case": per_case})
+        points.append({"iterations": iterations, "trainer": trainer, "plans": args.plans,
+                       "train_wall_s": steps.steps[step].get("wall_s"),
+                       "dice": {k: v["Dice"]["mean"] for k, v in stats.items()}, "per_case": per_case})
         print(f"{trainer}: dev mean Dice {100 * points[-1]['dice']['mean']:.1f}")
 
     with steps.step("curve_report", "write the report") as record:
-        stem = args.results_dir / f"{args.dataset}_learning_curve_{data_tag(args)}"
+        stem = args.results_dir / (f"{args.dataset}_learning_curve_{data_tag(args)}"
+                                   + (f"_{args.plans}" if args.plans != "nnUNetPlans" else ""))
         write_reports(stem, args, dev_cases, points, steps, time.perf_counter() - start)
         record["files"] = [str(stem.with_suffix(s)) for s in (".md", ".json", ".png")]
     print(f"\nreport: {stem}.md (+ .json, .png)")
@@ -112,7 +118,7 @@ def write_reports(stem: Path, args: argparse.Namespace, dev_cases: list[str], po
         f"# Learning curve of stock nnU-Net fold 0: {args.dataset.upper()} {data_tag(args)}",
         "",
         f"Stock nnU-Net (`nnUNetTrainerStock_<N>it`: nnU-Net's trainer, schedule shortened to N iterations in epochs "
-        f"of 100 iterations, poly learning rate over the shortened schedule), fold 0, seed {args.seed}, 2d. Scored on "
+        f"of 100 iterations, plans `{args.plans}`, poly learning rate over the shortened schedule), fold 0, seed {args.seed}, 2d. Scored on "
         f"the **dev split** (training-side data, never the test set): {len(dev_cases)} cases of the unlabeled pool "
         f"({args.dev_groups} {'patients' if args.dataset == 'acdc' else 'images'}, seed {args.dev_seed}) with their "
         "true labels; stock nnU-Net never sees the unlabeled pool. Dice x 100, mean over classes per case, then over "
@@ -181,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split-seed", type=int, default=0, help="ISIC: seed of the labeled selection")
     parser.add_argument("--downscale", type=int, default=4, help="ACDC: in-plane downscale")
     parser.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"), help="ISIC: resize")
+    parser.add_argument("--network-scale", type=float, default=1.0,
+                        help="features per stage x this (an nnU-Net plans variant); 1 = nnU-Net's planned network")
     parser.add_argument("--dev-groups", type=int, default=None,
                         help="dev split size in patients (ACDC, default 10) or images (ISIC, default 300)")
     parser.add_argument("--dev-seed", type=int, default=0)
@@ -194,6 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     git_commit()
     args.limit_unlabeled = args.limit_test = None
+    args.plans = plans_variant_name(args.network_scale)
     if args.dataset != "acdc":
         args.downscale = 1
     if args.dev_groups is None:

@@ -1,16 +1,25 @@
-"""Quality benchmark: stock nnU-Net vs the DUMM ablations on one dataset, same split, same budget, fold 0.
+"""Quality benchmark: stock nnU-Net (one fold and the 5-fold ensemble) vs DUMM and its ablations, with seeds.
 
-Steps (each skipped when its result is on disk, so an interrupted run resumes):
-convert the dataset from its source folder, plan and preprocess (2d), preprocess the unlabeled images, train the
-stock teachers (``nnUNetTrainerStock_<preset>`` folds; fold 0 is the labeled-only baseline), train the arms
-(plain pseudo-labelling, DUMM without SUS, DUMM without PUM, full DUMM), predict the test set with nnU-Net's
-predictor, evaluate (Dice from nnU-Net, HD95/ASD from medpy) and write
-``benchmarks/results/<dataset>_<preset>_<budget-tag>.{md,json,png}``.
+Steps (each skipped when its result is on disk, so an interrupted run resumes): convert the dataset from its source
+folder, plan and preprocess (2d), preprocess the unlabeled images, train the stock teachers
+(``nnUNetTrainerStock_<preset>`` folds 0..N-1; fold 0 is the labeled-only baseline), train the rows' models (stock
+fold 0 with more seeds, stock with twice the iterations, plain pseudo-labelling, DUMM without SUS / PUM, DUMM with
+several seeds, DUMM's own 5-fold student ensemble), predict the evaluation set with nnU-Net's predictor, evaluate
+(Dice from nnU-Net, HD95/ASD from medpy), compare rows with paired bootstrap intervals and write
+``benchmarks/results/<dataset>_<preset>_<budget-tag>.{md,json,png}`` and the dataset's entry of
+``benchmarks/results/summary.json``.
+
+Models of another seed go to their own results root inside the work dir (``nnUNet_results_seed<s>``, with links to
+the seed-0 teachers, so every DUMM seed learns from the same teachers and shares their pseudo-label cache;
+``nnUNet_results_stock_seed<s>`` for stock fold 0). ``--evaluate dev`` scores on the dev split instead of the test
+set: those unlabeled-pool cases leave the pool (``imagesDev``/``labelsDev`` of a second dataset with the same
+labeled cases and the same teachers).
 
 Examples:
-    python benchmarks/run_quality.py acdc --data ../shared/data/acdc --preset cpu --labeled 7 --work-dir /tmp/bench_acdc
-    python benchmarks/run_quality.py isic --data ../shared/data/isic2017 --preset cpu --labeled-fraction 0.1 \\
-        --work-dir /tmp/bench_isic
+    python benchmarks/run_quality.py acdc --data ../shared/data/acdc --preset proxy --labeled 7 \\
+        --work-dir work_dirs/acdc_L7_ds4
+    python benchmarks/run_quality.py isic --data ../shared/data/isic2017 --preset proxy --labeled-fraction 0.1 \\
+        --work-dir work_dirs/isic_10pct_64px
 """
 
 from __future__ import annotations
@@ -18,8 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +41,11 @@ from benchmarks.common import (  # noqa: E402
     RESULTS_DIR,
     StepLog,
     aggregate,
+    bootstrap_difference,
     case_metrics,
     command_line,
     data_augmentation_in_process,
+    dev_split,
     format_metric,
     git_commit,
     machine_info,
@@ -40,32 +53,103 @@ from benchmarks.common import (  # noqa: E402
     provenance_markdown,
     seed_everything,
     set_nnunet_paths,
+    plans_variant_name,
     trainer_names,
+    update_summary,
+    write_plans_variant,
     write_json,
 )
 
 CONFIGURATION = "2d"
 DATASET_IDS = {"acdc": 931, "isic": 941}
 CLASS_NAMES = {"acdc": {"1": "RV", "2": "Myo", "3": "LV"}, "isic": {"1": "lesion"}}
-DEFAULT_TEACHER_FOLDS = {"test": 2, "demo": 3, "cpu": 3, "gpu": 3, "full": 5}
+DEFAULT_TEACHER_FOLDS = {"test": 2, "demo": 3, "cpu": 3, "gpu": 3, "proxy": 5, "gpuwin": 5, "full": 5}
+# presets whose headline rows get seeds 0, 1, 2 by default
+SEEDED_PRESETS = ("proxy", "gpuwin")
+STOCK = "nnUNetTrainerStock"
 
 
 @dataclass(frozen=True)
-class Arm:
+class Row:
+    """One row of the report: a trainer arm, trained on fold 0 (or ensembled over the teacher folds).
+
+    ``budget`` "2x" trains on the preset's doubled budget (the stock row with the student's sample count).
+    ``seeded`` rows are trained once per ``--seeds`` value, the others with seed 0 only.
+    """
+
     key: str
     label: str
-    trainer: str  # arm name; the preset suffix is added by trainer_names
-    folds: str = "0"  # "0" or "teachers"
+    arm: str
+    ensemble: bool = False
+    budget: str = ""
+    seeded: bool = False
 
 
-ARMS = (
-    Arm("stock", "stock nnU-Net, labeled only (teacher fold 0)", "nnUNetTrainerStock"),
-    Arm("stock_ensemble", "stock nnU-Net, ensemble of the teacher folds", "nnUNetTrainerStock", "teachers"),
-    Arm("pseudo_label", "plain pseudo-labelling (fold-0 teacher)", "nnUNetTrainerPseudoLabel"),
-    Arm("dumm_nosus", "DUMM without SUS", "nnUNetTrainerDUMM_noSUS"),
-    Arm("dumm_nopum", "DUMM without PUM", "nnUNetTrainerDUMM_noPUM"),
-    Arm("dumm", "DUMM (PUM + SUS)", "nnUNetTrainerDUMM"),
+ROWS = (
+    Row("stock", "stock nnU-Net fold 0 (labeled only)", STOCK, seeded=True),
+    Row("stock_ensemble", "stock nnU-Net 5-fold ensemble (the teachers)", STOCK, ensemble=True),
+    Row("stock_2x", "stock nnU-Net fold 0, twice the iterations (the student's sample count)", STOCK, budget="2x",
+        seeded=True),
+    Row("pseudo_label", "plain pseudo-labelling (fold-0 teacher)", "nnUNetTrainerPseudoLabel"),
+    Row("dumm_nosus", "DUMM without SUS", "nnUNetTrainerDUMM_noSUS"),
+    Row("dumm_nopum", "DUMM without PUM", "nnUNetTrainerDUMM_noPUM"),
+    Row("dumm", "DUMM (PUM + SUS), fold 0", "nnUNetTrainerDUMM", seeded=True),
+    Row("dumm_ensemble", "DUMM 5-fold student ensemble", "nnUNetTrainerDUMM", ensemble=True),
 )
+# (row, reference row): the differences the report and summary.json give intervals for
+COMPARISONS = (("dumm", "stock_ensemble"), ("dumm", "stock"), ("dumm_ensemble", "stock_ensemble"),
+               ("stock_2x", "stock"), ("dumm", "stock_2x"), ("pseudo_label", "stock"))
+SUMMARY_KEYS = {("dumm", "stock_ensemble"): "dumm_vs_stock_ensemble", ("dumm", "stock"): "dumm_vs_stock_fold0",
+                ("dumm_ensemble", "stock_ensemble"): "dumm_ensemble_vs_stock_ensemble",
+                ("stock_2x", "stock"): "stock_2x_vs_stock_fold0", ("dumm", "stock_2x"): "dumm_vs_stock_2x"}
+
+
+@dataclass(frozen=True)
+class Model:
+    """One trained model: a trainer, fold and seed, in a results root of the work dir."""
+
+    trainer: str
+    fold: int
+    seed: int
+    root: str
+    plans: str = "nnUNetPlans"
+
+    @property
+    def teacher_link_needed(self) -> bool:
+        return self.root.startswith("nnUNet_results_seed")
+
+
+def row_models(row: Row, args: argparse.Namespace) -> dict[int, list[Model]]:
+    """The models behind a row, per seed (an ensemble row: all teacher folds of seed 0)."""
+    budget = args.preset + row.budget
+    trainer = trainer_names(row.arm, budget)
+    if row.ensemble:
+        return {0: [Model(trainer, fold, 0, "nnUNet_results", args.plans) for fold in range(args.teacher_folds)]}
+    seeds = args.seeds if row.seeded else [0]
+    out = {}
+    for seed in seeds:
+        if seed == 0:
+            root = "nnUNet_results"
+        elif row.arm == STOCK:
+            root = f"nnUNet_results_stock_seed{seed}"  # not the seed roots: those link the teachers' folder
+        else:
+            root = f"nnUNet_results_seed{seed}"
+        out[seed] = [Model(trainer, 0, seed, root, args.plans)]
+    return out
+
+
+def available_rows(args: argparse.Namespace) -> list[Row]:
+    """The selected rows that this preset can train (a doubled budget exists only for some presets)."""
+    from nnunet_dumm.trainers.variants import BUDGETS
+
+    rows = []
+    for row in ROWS:
+        if row.key not in args.arms:
+            continue
+        if row.budget and args.preset + row.budget not in BUDGETS:
+            continue
+        rows.append(row)
+    return rows
 
 
 # ------------------------------------------------------------------------------------------------ conversion
@@ -97,8 +181,9 @@ def data_tag(args: argparse.Namespace) -> str:
 
 
 def budget_tag(args: argparse.Namespace) -> str:
-    """The data tag plus what the training used: number of teacher folds, seed."""
-    return f"{data_tag(args)}_{args.teacher_folds}folds" + (f"_seed{args.seed}" if args.seed else "")
+    """The data tag plus what the training used and where it was scored: teacher folds, dev split."""
+    return (f"{data_tag(args)}_{args.teacher_folds}folds" + (f"_{args.plans}" if args.plans != "nnUNetPlans" else "")
+            + ("_dev" if args.evaluate == "dev" else ""))
 
 
 def convert(args: argparse.Namespace, dataset_id: int, name: str, folders: dict[str, Path]) -> bool:
@@ -110,12 +195,13 @@ def convert(args: argparse.Namespace, dataset_id: int, name: str, folders: dict[
               "limit_test": args.limit_test}
     if record_file.is_file() and (raw / "dataset.json").is_file():
         done = json.loads(record_file.read_text())
-        if done != wanted:
+        # where the source lay does not matter once converted (--data may be left out when resuming)
+        if {**done, "argv": done["argv"][1:]} != {**wanted, "argv": argv[1:]}:
             raise SystemExit(f"{args.work_dir} holds a dataset converted with other arguments ({done}); "
                              f"use another --work-dir")
         print(f"dataset exists ({raw})")
         return False
-    if not args.data.is_dir():
+    if args.data is None or not args.data.is_dir():
         raise SystemExit(f"--data {args.data}: no such folder")
     if args.dataset == "acdc":
         from dataset_conversion.acdc import main as converter
@@ -150,109 +236,255 @@ def trim_for_smoke(raw: Path, limit_unlabeled: int | None, limit_test: int | Non
         print(f"kept {len(keep)} of {len(cases)} cases in {images}")
 
 
-# ------------------------------------------------------------------------------------------------ pipeline
-def selected_arms(args: argparse.Namespace) -> list[Arm]:
-    """The rows to train and report, in the order of ``ARMS``."""
-    return [arm for arm in ARMS if arm.key in args.arms]
+# ------------------------------------------------------------------------------------------------ dev split
+def move_dev_cases_out_of_the_pool(raw: Path, dev_cases: list[str]) -> None:
+    """The dev cases leave ``imagesUnlabeled``/``labelsUnlabeled`` for ``imagesDev``/``labelsDev``."""
+    file_ending = json.loads((raw / "dataset.json").read_text())["file_ending"]
+    for images, labels in (("imagesDev", "labelsDev"),):
+        (raw / images).mkdir(exist_ok=True)
+        (raw / labels).mkdir(exist_ok=True)
+    for case in dev_cases:
+        for image in (raw / "imagesUnlabeled").glob(f"{case}_[0-9][0-9][0-9][0-9]{file_ending}"):
+            shutil.move(image, raw / "imagesDev" / image.name)
+        shutil.move(raw / "labelsUnlabeled" / f"{case}{file_ending}", raw / "labelsDev" / f"{case}{file_ending}")
+    print(f"dev split: {len(dev_cases)} cases moved out of the unlabeled pool into imagesDev/labelsDev")
 
 
-def train(dataset_name: str, trainer: str, fold: int, args: argparse.Namespace, record: dict) -> Path:
-    from nnunetv2.utilities.file_path_utilities import get_output_folder
+def link_model_folder(work_dir: Path, root: str, dataset_name: str, target_root: str, target_dataset: str,
+                      trainer: str, plans: str) -> None:
+    """Makes ``<root>/<dataset_name>/<trainer model folder>`` a link to the same model folder of another root or
+    dataset: DUMM seeds share the seed-0 teachers, the dev dataset shares every stock model of the test dataset."""
+    folder_name = f"{trainer}__{plans}__{CONFIGURATION}"
+    target = work_dir / target_root / target_dataset / folder_name
+    link = work_dir / root / dataset_name / folder_name
+    if link.is_symlink() or link.exists() or link == target:
+        return
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target, target_is_directory=True)
 
+
+# ------------------------------------------------------------------------------------------------ training
+def _model_fold_folder(work_dir: Path, dataset_name: str, model: Model) -> Path:
+    return work_dir / model.root / dataset_name / f"{model.trainer}__{model.plans}__{CONFIGURATION}" / \
+        f"fold_{model.fold}"
+
+
+def train_model(work_dir: str, dataset_name: str, model: Model, device: str) -> float:
+    """Trains one model (in this process or a worker process); returns the wall time."""
     from nnunet_dumm.runs import train_fold
 
-    fold_folder = Path(get_output_folder(dataset_name, trainer, "nnUNetPlans", CONFIGURATION, fold))
-    record["skipped"] = (fold_folder / "checkpoint_final.pth").is_file()
-    seed_everything(args.seed + fold)
-    return train_fold(dataset_name, CONFIGURATION, fold, trainer, device=args.device)
+    start = time.perf_counter()
+    os.environ["nnUNet_results"] = str(Path(work_dir) / model.root)  # nnU-Net reads its paths at call time
+    seed_everything(100 * model.seed + model.fold)
+    train_fold(dataset_name, CONFIGURATION, model.fold, model.trainer, plans=model.plans, device=device)
+    return time.perf_counter() - start
 
 
-def evaluate_arms(args: argparse.Namespace, raw: Path, model_folders: dict[str, Path], steps: StepLog) -> dict:
+def _worker_init(environment: dict) -> None:
+    os.environ.update(environment)
+    import torch
+
+    torch.set_num_threads(max(1, int(environment.get("NNUNET_DUMM_WORKER_THREADS", "1"))))
+
+
+def train_all(models: list[Model], args: argparse.Namespace, dataset_name: str, steps: StepLog) -> None:
+    """Trains every model not on disk yet: one after the other, or ``--jobs`` at a time in worker processes
+    (models of one list are independent; several students running at once share the teachers' pass)."""
+    todo = [m for m in models if not (_model_fold_folder(args.work_dir, dataset_name, m) /
+                                      "checkpoint_final.pth").is_file()]
+    for model in models:
+        if model not in todo:
+            with steps.step(_step_name(model), f"train {model.trainer} fold {model.fold} seed {model.seed}") as r:
+                r["skipped"] = True
+    if args.jobs <= 1:
+        for model in todo:
+            with steps.step(_step_name(model), f"train {model.trainer} fold {model.fold} seed {model.seed} "
+                            f"({model.root})"):
+                train_model(str(args.work_dir), dataset_name, model, args.device)
+        return
+    import multiprocessing
+
+    environment = {k: v for k, v in os.environ.items() if k.startswith("nnUNet") or k.startswith("NNUNET")}
+    environment["NNUNET_DUMM_WORKER_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.jobs))
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+                             initargs=(environment,)) as pool:
+        futures = {model: pool.submit(train_model, str(args.work_dir), dataset_name, model, args.device)
+                   for model in todo}
+        for model, future in futures.items():
+            with steps.step(_step_name(model), f"train {model.trainer} fold {model.fold} seed {model.seed} "
+                            f"({model.root}, {args.jobs} jobs at once)") as record:
+                record["worker_wall_s"] = round(future.result(), 1)
+
+
+def _step_name(model: Model) -> str:
+    return f"train_{model.trainer}_fold{model.fold}_seed{model.seed}"
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+def evaluate_rows(args: argparse.Namespace, raw: Path, dataset_name: str, rows: list[Row], steps: StepLog,
+                  images: str, labels: str) -> dict:
     from nnunet_dumm.runs import predict_and_evaluate
 
     dataset_json = json.loads((raw / "dataset.json").read_text())
     results = {}
-    for arm in selected_arms(args):
-        folds = tuple(range(args.teacher_folds)) if arm.folds == "teachers" else (0,)
-        output = args.work_dir / "predictions" / arm.key
-        with steps.step(f"predict_{arm.key}", f"predict imagesTs + evaluate: {arm.label}, folds {folds}") as record:
-            record["skipped"] = (output / "summary.json").is_file()
-            summary = predict_and_evaluate(model_folders[arm.key], folds, raw / "imagesTs", raw / "labelsTs", output,
-                                           args.device)
+    for row in rows:
+        per_seed = {}
+        for seed, models in row_models(row, args).items():
+            model_folder = _model_fold_folder(args.work_dir, dataset_name, models[0]).parent
+            folds = tuple(m.fold for m in models)
+            output = args.work_dir / "predictions" / f"{args.evaluate}_{row.key}" / f"seed{seed}"
+            with steps.step(f"predict_{args.evaluate}_{row.key}_seed{seed}",
+                            f"predict {images} + evaluate: {row.label}, folds {folds}, seed {seed}") as record:
+                record["skipped"] = (output / "summary.json").is_file()
+                summary = predict_and_evaluate(model_folder, folds, raw / images, raw / labels, output, args.device)
             per_case = case_metrics(summary, dataset_json)
-            results[arm.key] = {
-                "label": arm.label,
-                "trainer": model_folders[arm.key].name.split("__")[0],
-                "folds": list(folds),
-                "model_folder": str(model_folders[arm.key]),
-                "predictions": str(output),
-                "nnunet_foreground_mean_dice": summary["foreground_mean"]["Dice"],
-                "summary": aggregate(per_case),
-                "per_case": per_case,
-            }
-            print(f"{arm.label}: mean Dice {100 * results[arm.key]['summary']['mean']['Dice']['mean']:.1f}")
+            per_seed[seed] = {"model_folder": str(model_folder), "folds": list(folds), "predictions": str(output),
+                              "summary": aggregate(per_case), "per_case": per_case}
+            print(f"{row.label}, seed {seed}: mean Dice {100 * per_seed[seed]['summary']['mean']['Dice']['mean']:.1f}")
+        seed_means = {s: v["summary"]["mean"]["Dice"]["mean"] for s, v in per_seed.items()}
+        results[row.key] = {"label": row.label, "trainer": trainer_names(row.arm, args.preset + row.budget),
+                            "ensemble": row.ensemble, "seeds": per_seed,
+                            "mean_dice_per_seed": seed_means,
+                            "mean_dice_over_seeds": sum(seed_means.values()) / len(seed_means)}
     return results
+
+
+def compare_rows(results: dict) -> dict:
+    """Paired bootstrap (over evaluation cases, and over seeds where a row has several) of mean Dice differences."""
+    comparisons = {}
+    for key, reference in COMPARISONS:
+        if key not in results or reference not in results:
+            continue
+        comparisons[f"{key}_vs_{reference}"] = bootstrap_difference(
+            _dice_matrix(results[key]), _dice_matrix(results[reference]))
+    return comparisons
+
+
+def _dice_matrix(result: dict) -> dict[str, list[float]]:
+    """case -> mean Dice over classes, one value per seed."""
+    import numpy as np
+
+    out: dict[str, list[float]] = {}
+    for per_seed in result["seeds"].values():
+        for record in per_seed["per_case"]:
+            values = [c["Dice"] for c in record["classes"].values()]
+            out.setdefault(record["case"], []).append(float(np.nanmean(values)) if np.isfinite(values).any()
+                                                      else float("nan"))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ run
+def dataset_names(args: argparse.Namespace) -> tuple[str, str, int]:
+    """(the test dataset's name, the name of the dataset this run trains students on, its id)."""
+    dataset_id = args.dataset_id or DATASET_IDS[args.dataset]
+    base = f"Dataset{dataset_id:03d}_{args.dataset.upper()}_{data_tag(args)}"
+    if args.evaluate == "dev":
+        return base, f"Dataset{dataset_id + 1:03d}_{args.dataset.upper()}_{data_tag(args)}_dev", dataset_id + 1
+    return base, base, dataset_id
+
+
+def prepare(args: argparse.Namespace, folders: dict, steps: StepLog) -> tuple[Path, str, str]:
+    """Conversion, planning and unlabeled preprocessing of the test dataset (and the dev dataset)."""
+    test_name, name, dataset_id = dataset_names(args)
+    test_id = args.dataset_id or DATASET_IDS[args.dataset]
+    short = test_name.split("_", 1)[1]
+    with steps.step("convert", f"convert {args.dataset} from {args.data} -> {test_name}") as record:
+        record["skipped"] = not convert(args, test_id, short, folders)
+    with steps.step("plan", "nnU-Net fingerprint, plans and preprocessing of the labeled cases (2d)") as record:
+        record["skipped"] = not plan_and_preprocess(test_id, test_name, CONFIGURATION)
+    if args.evaluate == "dev":
+        raw = folders["nnUNet_raw"] / name
+        with steps.step("convert_dev", f"dev dataset {name}: the test dataset without its dev cases") as record:
+            record["skipped"] = (raw / "dataset.json").is_file()
+            if not record["skipped"]:
+                test_raw = folders["nnUNet_raw"] / test_name
+                dev_cases = dev_split(test_raw, args.dev_groups, args.dev_seed)
+                shutil.copytree(test_raw, raw.with_name(raw.name + ".partial"), dirs_exist_ok=True)
+                move_dev_cases_out_of_the_pool(raw.with_name(raw.name + ".partial"), dev_cases)
+                os.replace(raw.with_name(raw.name + ".partial"), raw)
+                preprocessed = folders["nnUNet_preprocessed"] / name
+                preprocessed.mkdir(parents=True, exist_ok=True)
+                shutil.copy(folders["nnUNet_preprocessed"] / test_name / "splits_final.json", preprocessed)
+                record["dev_cases"] = dev_cases
+        with steps.step("plan_dev", "plans and preprocessing of the dev dataset (the same labeled cases)") as record:
+            record["skipped"] = not plan_and_preprocess(dataset_id, name, CONFIGURATION)
+    if args.plans != "nnUNetPlans":
+        for dataset in dict.fromkeys((test_name, name)):
+            write_plans_variant(folders["nnUNet_preprocessed"] / dataset, args.plans, args.network_scale)
+    data_augmentation_in_process(args.device)
+    with steps.step(f"unlabeled_{name}", "preprocess the unlabeled images with the same plans") as record:
+        from nnunet_dumm.unlabeled import completed_cases, preprocess_unlabeled, unlabeled_preprocessed_folder
+
+        plans = json.loads((folders["nnUNet_preprocessed"] / name / f"{args.plans}.json").read_text())
+        folder = unlabeled_preprocessed_folder(name, plans["configurations"][CONFIGURATION]["data_identifier"])
+        before = len(completed_cases(folder))
+        preprocess_unlabeled(name, CONFIGURATION, args.plans)
+        record["skipped"] = before == len(completed_cases(folder))
+        record["cases"] = len(completed_cases(folder))
+    return folders["nnUNet_raw"] / name, test_name, name
 
 
 def run(args: argparse.Namespace) -> Path:
     start = time.perf_counter()
     args.work_dir = args.work_dir.resolve()
     folders = set_nnunet_paths(args.work_dir)
-    dataset_id = args.dataset_id or DATASET_IDS[args.dataset]
-    tag = budget_tag(args)
-    name = f"{args.dataset.upper()}_{data_tag(args)}"
-    dataset_name = f"Dataset{dataset_id:03d}_{name}"
-    raw = folders["nnUNet_raw"] / dataset_name
-    arms = selected_arms(args)
-    students = [arm for arm in arms if arm.trainer != "nnUNetTrainerStock"]
-    # convert, plan, unlabeled, teachers, students, one prediction per row, report
-    steps = StepLog(args.work_dir / "benchmark_steps.json",
-                    total=3 + args.teacher_folds + len(students) + len(arms) + 1)
+    rows = available_rows(args)
+    steps = StepLog(args.work_dir / "benchmark_steps.json", total=0)
+    raw, test_name, name = prepare(args, folders, steps)
 
-    with steps.step("convert", f"convert {args.dataset} from {args.data} -> {raw}") as record:
-        record["skipped"] = not convert(args, dataset_id, name, folders)
-    with steps.step("plan", "nnU-Net fingerprint, plans and preprocessing of the labeled cases (2d)") as record:
-        record["skipped"] = not plan_and_preprocess(dataset_id, dataset_name, CONFIGURATION)
-    data_augmentation_in_process(args.device)
-    with steps.step("unlabeled", "preprocess the unlabeled images with the same plans") as record:
-        from nnunet_dumm.unlabeled import completed_cases, preprocess_unlabeled, unlabeled_preprocessed_folder
+    teacher = trainer_names(STOCK, args.preset)
+    teachers = [Model(teacher, fold, 0, "nnUNet_results", args.plans) for fold in range(args.teacher_folds)]
+    models = list(dict.fromkeys(m for row in rows for per_seed in row_models(row, args).values() for m in per_seed))
+    stock_models = list(dict.fromkeys([*teachers, *(m for m in models if m.trainer.startswith(STOCK))]))
+    students = [m for m in models if m not in stock_models]
+    # stock models only see the labeled cases: trained once in the test dataset, linked into the dev dataset
+    train_all(stock_models, args, test_name, steps)
+    for model in stock_models:
+        link_model_folder(args.work_dir, model.root, name, model.root, test_name, model.trainer, model.plans)
+    for model in students:
+        if model.teacher_link_needed:
+            link_model_folder(args.work_dir, model.root, name, "nnUNet_results", test_name, teacher, model.plans)
+    train_all(students, args, name, steps)
 
-        plans = json.loads((folders["nnUNet_preprocessed"] / dataset_name / "nnUNetPlans.json").read_text())
-        folder = unlabeled_preprocessed_folder(dataset_name, plans["configurations"][CONFIGURATION]["data_identifier"])
-        before = len(completed_cases(folder))
-        preprocess_unlabeled(dataset_name, CONFIGURATION)
-        record["skipped"] = before == len(completed_cases(folder))
-        record["cases"] = len(completed_cases(folder))
-
-    teacher = trainer_names("nnUNetTrainerStock", args.preset)
-    model_folders: dict[str, Path] = {}
-    for fold in range(args.teacher_folds):
-        with steps.step(f"teacher_fold{fold}", f"train teacher {teacher} fold {fold}"
-                        + (" (= the stock baseline)" if fold == 0 else "")) as record:
-            model_folders["stock"] = model_folders["stock_ensemble"] = train(dataset_name, teacher, fold, args, record)
-    for arm in students:
-        trainer = trainer_names(arm.trainer, args.preset)
-        with steps.step(f"train_{arm.key}", f"train {arm.label}: {trainer} fold 0") as record:
-            model_folders[arm.key] = train(dataset_name, trainer, 0, args, record)
-
-    results = evaluate_arms(args, raw, model_folders, steps)
+    images, labels = ("imagesTs", "labelsTs") if args.evaluate == "test" else ("imagesDev", "labelsDev")
+    results = evaluate_rows(args, raw, name, rows, steps, images, labels)
+    comparisons = compare_rows(results)
     with steps.step("report", "write the report") as record:
-        stem = args.results_dir / f"{args.dataset}_{args.preset}_{tag}"
-        write_reports(stem, args, raw, results, steps, time.perf_counter() - start)
+        stem = args.results_dir / f"{args.dataset}_{args.preset}_{budget_tag(args)}"
+        write_reports(stem, args, raw, results, comparisons, steps, time.perf_counter() - start)
         record["files"] = [str(stem.with_suffix(s)) for s in (".md", ".json", ".png")]
+    if args.evaluate == "test" and not args.limit_test and not args.limit_unlabeled:
+        update_summary(args.results_dir / "summary.json", {
+            "dataset": args.dataset, "preset": args.preset,
+            "labeled": args.labeled if args.dataset == "acdc" else f"{round(100 * args.labeled_fraction)}pct",
+            "report": str(stem.with_suffix(".md").relative_to(args.results_dir.parent.parent)
+                          if stem.is_relative_to(args.results_dir.parent.parent) else stem.with_suffix(".md")),
+            **{SUMMARY_KEYS[pair]: {**comparisons[f"{pair[0]}_vs_{pair[1]}"],
+                                    "arms": {k: results[k]["mean_dice_over_seeds"] for k in pair}}
+               for pair in SUMMARY_KEYS if f"{pair[0]}_vs_{pair[1]}" in comparisons},
+        })
     print(f"\nreport: {stem}.md (+ .json, .png); total {time.perf_counter() - start:.0f} s")
     return stem
 
 
 # ------------------------------------------------------------------------------------------------ reports
-def write_reports(stem: Path, args: argparse.Namespace, raw: Path, results: dict, steps: StepLog,
-                  wall: float) -> None:
+def _difference_text(comparison: dict) -> str:
+    low, high = comparison["ci95"]
+    verdict = "no measurable difference" if low <= 0 <= high else ("higher" if low > 0 else "lower")
+    return (f"{100 * comparison['mean_diff']:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] ({verdict}; "
+            f"{comparison['num_cases']} cases, seeds {comparison['seeds']} vs {comparison['reference_seeds']})")
+
+
+def write_reports(stem: Path, args: argparse.Namespace, raw: Path, results: dict, comparisons: dict,
+                  steps: StepLog, wall: float) -> None:
     machine, commit, command = machine_info(args.device), git_commit(), command_line()
     split = json.loads((raw / "split.json").read_text())
+    dataset_json = json.loads((raw / "dataset.json").read_text())
+    classes = {str(v): k for k, v in dataset_json["labels"].items() if k not in ("background", "ignore")}
+    evaluation = "imagesTs" if args.evaluate == "test" else "imagesDev"
     counts = {"labeled": len(list((raw / "labelsTr").iterdir())),
               "unlabeled": len(list((raw / "imagesUnlabeled").glob("*_0000*"))),
-              "test": len(list((raw / "labelsTs").iterdir()))}
-    classes = CLASS_NAMES[args.dataset]
+              "evaluated": len(list((raw / evaluation).glob("*_0000*")))}
     distance_unit = ("voxel-spacing units of the converted volumes (1 = one SSL4MIS pixel in-plane, "
                      f"{split.get('spacing_assumption', '')})" if args.dataset == "acdc" else
                      "pixels of the converted images")
@@ -260,97 +492,137 @@ def write_reports(stem: Path, args: argparse.Namespace, raw: Path, results: dict
 
     budget = BUDGETS.get(args.preset)
     schedule = (f"{budget.num_epochs} epochs x {budget.iterations_per_epoch} iterations "
-                f"(+{budget.val_iterations_per_epoch} validation iterations per epoch)" if budget
-                else "nnU-Net default: 1000 epochs x 250 iterations")
+                f"(+{budget.val_iterations_per_epoch} validation iterations per epoch) = {budget.iterations} "
+                "iterations" if budget else "nnU-Net default: 1000 epochs x 250 iterations")
+    where = ("the **test set** (imagesTs)" if args.evaluate == "test" else
+             "the **dev split** (training-side cases taken out of the unlabeled pool, never the test set)")
     lines = [
         f"# Quality benchmark: {args.dataset.upper()}, preset `{args.preset}`, {stem.name}",
         "",
         f"{counts['labeled']} labeled training cases ({split['selection']}), {counts['unlabeled']} unlabeled, "
-        f"{counts['test']} test cases; every arm trains fold 0 of the labeled cases' split with the same schedule "
-        f"({schedule}); {args.teacher_folds} stock teacher folds; 2d configuration. Metrics per test case"
-        f"{' (3-D volume)' if args.dataset == 'acdc' else ''} and class, then mean ± standard deviation over cases; "
-        f"Dice x 100; HD95 and ASD in {distance_unit}. 'undef.' counts cases where exactly one of prediction and "
-        "reference is empty (no distance); they are left out of the mean.",
+        f"evaluated on {where}: {counts['evaluated']} cases. Every model trains the same schedule ({schedule}) "
+        f"on fold 0 of the labeled cases' split (ensembles: folds 0-{args.teacher_folds - 1}); "
+        f"{args.teacher_folds} stock teacher folds (seed 0, shared by every seed of every DUMM row); 2d "
+        f"configuration. Seeds {args.seeds} for the rows marked seeded, seed 0 for the others. Metrics per case"
+        f"{' (3-D volume)' if args.dataset == 'acdc' else ''} and class; Dice x 100; HD95 and ASD in "
+        f"{distance_unit}. Differences: mean Dice (over classes per case, then cases, then seeds) of the row minus "
+        "the reference, with a 95 % bootstrap interval (10,000 resamples of the cases, paired; seeds resampled "
+        "within each row); an interval containing 0 is reported as no measurable difference.",
         "",
-        provenance_markdown(command, args.preset, args.seed, machine, commit, steps),
+        provenance_markdown(command, args.preset, args.seeds, machine, commit, steps),
         f"\nTotal wall time of this invocation: {wall / 60:.1f} min.",
         "",
+        "## Headline: mean Dice over classes",
+        "",
+        "| row | seeds | mean over seeds | per seed |",
+        "|---|---|---:|---|",
     ]
+    for result in results.values():
+        per_seed = ", ".join(f"{100 * v:.1f}" for v in result["mean_dice_per_seed"].values())
+        lines.append(f"| {result['label']} (`{result['trainer']}`) | {list(result['seeds'])} | "
+                     f"{100 * result['mean_dice_over_seeds']:.1f} | {per_seed} |")
+    lines += ["", "## Differences (Dice points, 95 % interval)", "", "| comparison | difference |", "|---|---|"]
+    for key, comparison in comparisons.items():
+        row, reference = key.split("_vs_")
+        lines.append(f"| {results[row]['label']} - {results[reference]['label']} | {_difference_text(comparison)} |")
+    lines.append("")
     for metric, scale in (("Dice", 100.0), ("HD95", 1.0), ("ASD", 1.0)):
-        header = "| arm | " + " | ".join(classes.values()) + " | mean over classes |"
-        lines += [f"## {metric}", "", header, "|---" * (len(classes) + 2) + "|"]
+        header = "| row | seed | " + " | ".join(classes.values()) + " | mean over classes |"
+        lines += [f"## {metric} per class (mean ± std over cases)", "", header, "|---" * (len(classes) + 3) + "|"]
         for result in results.values():
-            cells = [format_metric(result["summary"][c][metric], scale) for c in [*classes, "mean"]]
-            lines.append(f"| {result['label']} (`{result['trainer']}`, folds {result['folds']}) | "
-                         + " | ".join(cells) + " |")
+            for seed, per_seed in result["seeds"].items():
+                cells = [format_metric(per_seed["summary"][c][metric], scale) for c in [*classes, "mean"]]
+                lines.append(f"| {result['label']} | {seed} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += [f"![Dice per class and arm]({stem.name}.png)", ""]
+    lines += [f"![Dice per row]({stem.name}.png)", ""]
     stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".md").write_text("\n".join(lines))
     write_json(stem.with_suffix(".json"), {
         "benchmark": "quality", "dataset": args.dataset, "preset": args.preset, "budget_tag": stem.name,
-        "command": command, "seed": args.seed, "machine": machine, "git_commit": commit,
-        "steps": steps.steps, "total_wall_s": wall, "split": split, "counts": counts, "classes": classes,
-        "teacher_folds": args.teacher_folds, "arms": results,
+        "evaluate": args.evaluate, "command": command, "seeds": args.seeds, "machine": machine,
+        "git_commit": commit, "steps": steps.steps, "total_wall_s": wall, "split": split, "counts": counts,
+        "classes": classes, "teacher_folds": args.teacher_folds, "rows": results, "comparisons": comparisons,
     })
-    bar_plot(stem.with_suffix(".png"), results, classes, f"{stem.name}: Dice on the test set (mean ± std over cases)")
+    dot_plot(stem.with_suffix(".png"), results, comparisons, f"{stem.name}: mean Dice on {evaluation}")
 
 
-def bar_plot(path: Path, results: dict, classes: dict[str, str], title: str) -> None:
+def dot_plot(path: Path, results: dict, comparisons: dict, title: str) -> None:
+    """Left: each row's mean Dice per seed (dots) and over seeds (bar); right: differences with intervals."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    groups = [*classes, "mean"]
-    width = 0.8 / len(results)
-    fig, ax = plt.subplots(figsize=(5.5 + 1.6 * len(groups) * len(results) / 4, 4.5))
-    for i, result in enumerate(results.values()):
-        means = [100 * (result["summary"][g]["Dice"]["mean"] or 0) for g in groups]
-        stds = [100 * (result["summary"][g]["Dice"]["std"] or 0) for g in groups]
-        ax.bar(np.arange(len(groups)) + (i - (len(results) - 1) / 2) * width, means, width, yerr=stds, capsize=2,
-               label=result["label"])
-    ax.set_xticks(np.arange(len(groups)), [*classes.values(), "mean"])
-    ax.set_ylabel("Dice x 100")
-    ax.set_ylim(0, 100)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with plt.style.context("default"):
+        fig, (left, right) = plt.subplots(1, 2, figsize=(13, 0.5 * len(results) + 2.5),
+                                          gridspec_kw={"width_ratios": [3, 2]})
+        labels = [r["label"] for r in results.values()]
+        for i, result in enumerate(results.values()):
+            left.barh(i, 100 * result["mean_dice_over_seeds"], color="lightsteelblue")
+            left.scatter([100 * v for v in result["mean_dice_per_seed"].values()],
+                         [i] * len(result["mean_dice_per_seed"]), color="black", s=14, zorder=3)
+        left.set_yticks(range(len(labels)), labels, fontsize=8)
+        left.invert_yaxis()
+        low = min(100 * v for r in results.values() for v in r["mean_dice_per_seed"].values())
+        left.set_xlim(max(0, low - 10), 100)
+        left.set_xlabel("mean Dice x 100 (bar: mean over seeds; dots: seeds)")
+        keys = list(comparisons)
+        for i, key in enumerate(keys):
+            c = comparisons[key]
+            right.errorbar(100 * c["mean_diff"], i, xerr=[[100 * (c["mean_diff"] - c["ci95"][0])],
+                                                        [100 * (c["ci95"][1] - c["mean_diff"])]], fmt="o", capsize=3)
+        right.axvline(0, color="gray", linewidth=1)
+        right.set_yticks(range(len(keys)), [k.replace("_vs_", " - ") for k in keys], fontsize=8)
+        right.invert_yaxis()
+        right.set_xlabel("difference in Dice points (95 % bootstrap interval)")
+        fig.suptitle(title, fontsize=9)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 # ------------------------------------------------------------------------------------------------ CLI
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description="Quality benchmark of nnunet_dumm: stock nnU-Net vs pseudo-labelling vs DUMM ablations on "
-        "ACDC or ISIC, end to end and resumable (see benchmarks/README.md).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        description="Quality benchmark of nnunet_dumm: stock nnU-Net (fold 0 and 5-fold ensemble) vs DUMM and its "
+        "ablations on ACDC or ISIC, with seeds and bootstrap intervals, end to end and resumable "
+        "(see benchmarks/README.md).", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("dataset", choices=sorted(DATASET_IDS), help="which dataset (converter) to use")
-    parser.add_argument("--data", type=Path, required=True, help="source folder (e.g. ../shared/data/acdc)")
-    parser.add_argument("--preset", choices=PRESETS, default="cpu",
-                        help="training budget: test/demo/cpu/gpu (nnunet_dumm presets) or full (nnU-Net defaults)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="source folder (e.g. ../shared/data/acdc); only needed while converting")
+    parser.add_argument("--preset", choices=PRESETS, default="proxy",
+                        help="training budget: a nnunet_dumm preset or full (nnU-Net's defaults)")
     parser.add_argument("--work-dir", type=Path, required=True,
                         help="nnUNet_raw/preprocessed/results and predictions go here; rerun to resume")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where the .md/.json/.png go")
+    parser.add_argument("--evaluate", choices=("test", "dev"), default="test",
+                        help="test: the test set; dev: the dev split, whose cases then leave the unlabeled pool")
     parser.add_argument("--labeled", type=int, default=7, help="ACDC: labeled patients (SSL4MIS: 3, 7 or 14)")
     parser.add_argument("--labeled-fraction", type=float, default=0.1, help="ISIC: labeled share (0.1 or 0.2)")
     parser.add_argument("--split-seed", type=int, default=0, help="ISIC: seed of the labeled selection")
     parser.add_argument("--downscale", type=int, default=None,
-                        help="ACDC: in-plane downscale of the converter (default: 2 for test/demo/cpu, 1 for full)")
+                        help="ACDC: in-plane downscale (default: 4 for proxy, 2 for test/demo/cpu/gpu, 1 for full)")
     parser.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"),
-                        help="ISIC: resize (default: 128 128 for test/demo/cpu, source size 256 x 256 for full)")
+                        help="ISIC: resize (default: 64 64 for proxy, 128 128 for test/demo/cpu/gpu, 256 for full)")
     parser.add_argument("--teacher-folds", type=int, default=None,
-                        help="stock teacher folds 0..N-1 (default: 2 test, 3 demo/cpu, 5 full); fold 0 is the baseline")
-    parser.add_argument("--seed", type=int, default=0, help="seeds Python/NumPy/torch before each training run")
+                        help="stock teacher folds 0..N-1 (default: 5 for proxy and full); fold 0 is the baseline")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="seeds of the headline rows (default: 0 1 2 for proxy, 0 otherwise)")
+    parser.add_argument("--dev-groups", type=int, default=None,
+                        help="dev split size: patients (ACDC, default 10) or images (ISIC, default 300)")
+    parser.add_argument("--dev-seed", type=int, default=0)
+    parser.add_argument("--network-scale", type=float, default=1.0,
+                        help="features per stage x this for every model (an nnU-Net plans variant, "
+                        "'nnUNetPlans_features<scale>'); 1 = nnU-Net's planned network")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="models trained at once (worker processes); for a GPU window, e.g. 4 on one GPU")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--dataset-id", type=int, default=None, help="nnU-Net dataset id (default: 931 ACDC, 941 ISIC)")
     parser.add_argument("--limit-unlabeled", type=int, default=None,
                         help="keep a seeded random subset of N unlabeled cases (all arms get the same smaller pool)")
-    parser.add_argument("--arms", nargs="+", choices=[arm.key for arm in ARMS], default=[arm.key for arm in ARMS],
-                        help="rows to train and report (the teachers are always trained: fold 0 is the baseline); "
-                        "a later run with more arms reuses every finished model and prediction")
+    parser.add_argument("--arms", nargs="+", choices=[row.key for row in ROWS], default=None,
+                        help="rows to train and report (default: all for proxy/gpuwin, the single-seed rows "
+                        "otherwise); a later run with more rows reuses every finished model and prediction")
     parser.add_argument("--limit-test", type=int, default=None,
                         help="smoke runs only: keep the first N test cases after conversion")
     return parser
@@ -362,11 +634,19 @@ def main(argv: list[str] | None = None) -> None:
     git_commit()  # the commit this run starts from (cached for the report)
     small = args.preset != "full"
     if args.downscale is None:
-        args.downscale = 2 if small and args.dataset == "acdc" else 1
+        args.downscale = (4 if args.preset == "proxy" else 2 if small else 1) if args.dataset == "acdc" else 1
     if args.size is None and small and args.dataset == "isic":
-        args.size = [128, 128]
+        args.size = [64, 64] if args.preset == "proxy" else [128, 128]
     if args.teacher_folds is None:
         args.teacher_folds = DEFAULT_TEACHER_FOLDS[args.preset]
+    args.plans = plans_variant_name(args.network_scale)
+    if args.seeds is None:
+        args.seeds = [0, 1, 2] if args.preset in SEEDED_PRESETS else [0]
+    if args.arms is None:
+        args.arms = [row.key for row in ROWS if args.preset in SEEDED_PRESETS or row.key in (
+            "stock", "stock_ensemble", "pseudo_label", "dumm_nosus", "dumm_nopum", "dumm")]
+    if args.dev_groups is None:
+        args.dev_groups = 10 if args.dataset == "acdc" else 300
     if args.teacher_folds < 2:
         parser.error("--teacher-folds must be >= 2: DUMM's multi-model pseudo-labels need at least two teachers")
     if args.dataset == "acdc" and args.labeled < args.teacher_folds:

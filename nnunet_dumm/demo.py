@@ -7,6 +7,7 @@ labeled-only baseline), train the DUMM student, predict ``imagesTs`` with both a
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -105,14 +106,20 @@ def run_demo(settings: DemoSettings) -> dict[str, dict]:
 
     t = _step("6/6 predicting imagesTs with stock nnU-Net's predictor and evaluating")
     predictions = output_folder / "predictions"
+    folds = tuple(settings.teacher_folds)
     summaries = {
         f"stock nnU-Net ({stock}, fold 0)": predict_and_evaluate(
             stock_folder, (0,), raw / "imagesTs", raw / "labelsTs", predictions / "stock_fold0", settings.device),
+        # what a stock nnU-Net user deploys: nnUNetv2_predict -f 0 1 2 3 4
+        f"stock nnU-Net {len(folds)}-fold ensemble ({stock}, folds {', '.join(map(str, folds))})":
+            predict_and_evaluate(stock_folder, folds, raw / "imagesTs", raw / "labelsTs",
+                                 predictions / "stock_ensemble", settings.device),
         f"DUMM ({student}, fold 0)": predict_and_evaluate(
             student_folder, (0,), raw / "imagesTs", raw / "labelsTs", predictions / "dumm_fold0", settings.device),
     }
     print(f"done in {time.perf_counter() - t:.0f} s")
-    print(format_dice_table(summaries, settings.spec))
+    labels = json.loads((raw / "dataset.json").read_text())["labels"]
+    print(format_dice_table(summaries, settings.spec, {str(v): k for k, v in labels.items()}))
     print(f"\nTotal {time.perf_counter() - start:.0f} s. Outputs under {output_folder}:")
     print(f"  models:      {stock_folder}\n               {student_folder}")
     print(f"  predictions: {predictions}  (summary.json per arm)")
@@ -120,11 +127,12 @@ def run_demo(settings: DemoSettings) -> dict[str, dict]:
     return summaries
 
 
-def format_dice_table(summaries: dict[str, dict], spec: DemoDatasetSpec) -> str:
-    """A Markdown table of per-class and mean Dice (x100) from nnU-Net evaluation summaries."""
+def format_dice_table(summaries: dict[str, dict], spec: DemoDatasetSpec, class_names: dict[str, str]) -> str:
+    """A Markdown table of per-class and mean Dice (x100) from nnU-Net evaluation summaries; classes are named
+    as in dataset.json (``class_names``: label value -> name)."""
     first = next(iter(summaries.values()))
     classes = sorted(first["mean"], key=int)
-    header = "| arm | " + " | ".join(f"Dice class {c}" for c in classes) + " | mean Dice |"
+    header = "| arm | " + " | ".join(class_names.get(c, f"class {c}") for c in classes) + " | mean Dice |"
     lines = [f"\nDice on imagesTs ({spec.num_test} cases; {spec.num_labeled} labeled, {spec.num_unlabeled} "
              "unlabeled training images)", header, "|---" * (len(classes) + 2) + "|"]
     for arm, summary in summaries.items():

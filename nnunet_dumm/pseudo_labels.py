@@ -211,10 +211,14 @@ def _file_digest(path: Path) -> str:
 
 def teacher_sources(teacher_folds: Sequence[tuple[Path, int | str, str]], use_mirroring: bool,
                     data_identifier: str) -> dict:
-    """What produced a pseudo-label pass; its hash names the cache folder."""
+    """What produced a pseudo-label pass; its hash names the cache folder.
+
+    Models are identified by their checkpoints' contents (not by where they lie), so a moved or linked
+    ``nnUNet_results`` finds its cache again; the model folder's name is kept for reading.
+    """
     return {
         "models": [
-            {"folder": str(folder), "fold": str(fold), "checkpoint": checkpoint,
+            {"model": folder.name, "fold": str(fold), "checkpoint": checkpoint,
              "sha256": _file_digest(folder / f"fold_{fold}" / checkpoint)}
             for folder, fold, checkpoint in teacher_folds
         ],
