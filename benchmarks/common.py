@@ -239,6 +239,18 @@ class StepLog:
     def __post_init__(self) -> None:
         if self.path.is_file():
             self.steps = json.loads(self.path.read_text())
+        # benchmarks/pause.py stops this process group while it runs other work, and logs the pauses
+        (self.path.parent / "benchmark.pid").write_text(str(os.getpgid(0)))
+
+    def _paused_between(self, start: float, end: float) -> float:
+        pauses = self.path.parent / "pauses.jsonl"
+        if not pauses.is_file():
+            return 0.0
+        total = 0.0
+        for line in pauses.read_text().splitlines():
+            pause = json.loads(line)
+            total += max(0.0, min(end, pause["end"]) - max(start, pause["start"]))
+        return total
 
     @contextmanager
     def step(self, name: str, description: str) -> Iterator[dict]:
@@ -246,15 +258,18 @@ class StepLog:
         self._index += 1
         print(f"\n=== [{self._index}{f'/{self.total}' if self.total else ''}] {description}", flush=True)
         record: dict = {"skipped": False}
-        start = time.perf_counter()
+        start, wall_start = time.perf_counter(), time.time()
         yield record
         elapsed = time.perf_counter() - start
+        paused = self._paused_between(wall_start, time.time())
         previous = self.steps.get(name, {})
         if record["skipped"] and previous.get("wall_s") is not None and not previous.get("skipped"):
             entry = {**previous, "resumed_skip_s": round(elapsed, 1)}
         else:
-            entry = {"description": description, "wall_s": round(elapsed, 1), "skipped": record["skipped"],
+            entry = {"description": description, "wall_s": round(elapsed - paused, 1), "skipped": record["skipped"],
                      "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            if paused:
+                entry["paused_s"] = round(paused, 1)  # benchmarks/pause.py ran other work meanwhile
         entry.update({k: v for k, v in record.items() if k != "skipped"})
         self.steps[name] = entry
         write_json(self.path, self.steps)

@@ -52,6 +52,8 @@ def pseudo_label_entry(argv: list[str] | None = None) -> None:
     parser.add_argument("-c", "--configuration", default="2d", help="student configuration (default: 2d)")
     parser.add_argument("-tr", "--trainer", default="nnUNetTrainerDUMM", help="the DUMM trainer whose teachers to use")
     parser.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default: nnUNetPlans)")
+    parser.add_argument("-f", "--fold", default="0",
+                        help="student fold; only matters for leak-free trainers, whose teachers depend on it")
     parser.add_argument("-num_parts", type=int, default=1, help="number of jobs sharing the pass (default: 1)")
     parser.add_argument("-part_id", type=int, default=0, help="this job's share, 0 .. num_parts-1 (default: 0)")
     parser.add_argument("-device", default="cuda", help="cuda or cpu (default: cuda)")
@@ -84,9 +86,12 @@ def pseudo_label_entry(argv: list[str] | None = None) -> None:
     preprocessed = Path(nnUNet_preprocessed) / dataset_name
     plans_manager = PlansManager(str(preprocessed / f"{args.plans}.json"))
     config = recursive_find_trainer_class_by_name(args.trainer).dumm_config
+    validation = None
+    if config.leak_free_validation and args.fold != "all":
+        validation = set(json.loads((preprocessed / "splits_final.json").read_text())[int(args.fold)]["val"])
     try:
         teachers = TeacherPass.resolve(config.teachers, config.min_models, config.use_mirroring, plans_manager,
-                                       args.configuration, preprocessed)
+                                       args.configuration, preprocessed, validation)
     except TeacherModelsMissing as e:
         _fail(str(e))
     folder = unlabeled_preprocessed_folder(dataset_name, plans_manager.get_configuration(args.configuration)

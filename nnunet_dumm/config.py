@@ -46,6 +46,10 @@ class DUMMConfig:
     Attributes:
         teachers: the pseudo-label sources; by default the CV folds of a stock ``nnUNetTrainer`` run.
         min_models: fewer models on disk is an error (multi-model PUM needs disagreement).
+        leak_free_validation: for fold k, only teachers that never trained on fold k's validation cases label
+            the pool (with nnU-Net's cross-validation teachers: teacher k alone), so the student's validation Dice,
+            ``checkpoint_best`` and ``nnUNetv2_find_best_configuration`` are as honest as stock nnU-Net's. Costs
+            one teacher pass per fold instead of one shared pass. Test-set results are unaffected either way.
         use_mirroring: mirror test-time augmentation in the teachers' sliding-window prediction.
         pixel_uncertainty: the PUM measure that becomes pixel weights.
         pixel_weighting: how pixel uncertainty becomes a weight (mask, soft exp(-u), both, none).
@@ -65,6 +69,7 @@ class DUMMConfig:
 
     teachers: tuple[TeacherSpec, ...] = (TeacherSpec(),)
     min_models: int = 2
+    leak_free_validation: bool = False
     use_mirroring: bool = True
     pixel_uncertainty: PixelUncertainty = PixelUncertainty.ENTROPY
     pixel_weighting: PixelWeighting = PixelWeighting.MASK

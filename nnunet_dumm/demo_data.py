@@ -85,6 +85,12 @@ class DemoDatasetSpec:
         num_test: Cases in ``imagesTs``/``labelsTs``.
         image_size: Side length of the square images in pixels (spacing 1 x 1).
         seed: Root seed; each case derives its own stream from it.
+        num_slices: 0 for 2-D images; otherwise 3-D volumes of this many slices (spacing 1 x 1 x 3), each slice
+            drawn like a 2-D case, so that nnU-Net plans a ``3d_fullres`` configuration.
+        num_channels: image channels; channel k > 0 is another contrast of the same anatomy (a monotone
+            transform of channel 0 with its own noise), as two MRI sequences are.
+        ignore_label: label maps of labeled and unlabeled cases get a rectangle of nnU-Net's ``ignore`` label
+            (value 4, dataset.json ``"ignore": 4``): sparsely annotated training data.
     """
 
     num_labeled: int = 8
@@ -92,6 +98,9 @@ class DemoDatasetSpec:
     num_test: int = 40
     image_size: int = 64
     seed: int = 0
+    num_slices: int = 0
+    num_channels: int = 1
+    ignore_label: bool = False
 
     def __post_init__(self) -> None:
         if self.num_labeled < 1:
@@ -102,6 +111,9 @@ class DemoDatasetSpec:
             raise ValueError(f"image_size must be >= {_MIN_IMAGE_SIZE} so every class fits, got {self.image_size}")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0 (numpy SeedSequence entropy), got {self.seed}")
+        if self.num_slices < 0 or self.num_channels < 1:
+            raise ValueError(f"num_slices must be >= 0 and num_channels >= 1, got {self.num_slices}, "
+                             f"{self.num_channels}")
 
 
 def case_identifier(subset_tag: str, index: int, count: int) -> str:
@@ -335,11 +347,33 @@ def synthesize_case(rng: np.random.Generator, image_size: int) -> tuple[np.ndarr
 
 
 def _write_nifti(array: np.ndarray, path: Path) -> None:
-    """Writes a 2-D array as NIfTI with unit spacing and identity direction."""
+    """Writes a 2-D array (spacing 1 x 1) or a 3-D volume (spacing 1 x 1 x 3, z first) as NIfTI."""
     img = sitk.GetImageFromArray(array)
-    img.SetSpacing((1.0, 1.0))
-    img.SetOrigin((0.0, 0.0))
+    img.SetSpacing((1.0, 1.0) if array.ndim == 2 else (1.0, 1.0, 3.0))
     sitk.WriteImage(img, str(path), useCompression=True)
+
+
+IGNORE_VALUE = 4
+
+
+def synthesize_demo_case(rng: np.random.Generator, spec: DemoDatasetSpec,
+                         sparse: bool) -> tuple[list[np.ndarray], np.ndarray]:
+    """One case of ``spec``: its channel images and its label map (2-D, or 3-D with ``spec.num_slices``); with
+    ``sparse`` and ``spec.ignore_label``, part of the label map is the ignore label."""
+    slices = [synthesize_case(rng, spec.image_size) for _ in range(max(1, spec.num_slices))]
+    image = np.stack([s[0] for s in slices]) if spec.num_slices else slices[0][0]
+    label = np.stack([s[1] for s in slices]) if spec.num_slices else slices[0][1]
+    channels = [image]
+    for _ in range(1, spec.num_channels):
+        # another sequence: inverted, compressed contrast of the same anatomy, its own noise
+        other = _INTENSITY_SCALE * np.sqrt(np.clip(1.2 - image / _INTENSITY_SCALE, 0.01, None))
+        channels.append((other + rng.normal(0, 0.03 * _INTENSITY_SCALE, image.shape)).astype(np.float32))
+    if sparse and spec.ignore_label:
+        n = spec.image_size
+        y0, x0 = rng.integers(0, n // 2, size=2)
+        label = label.copy()
+        label[..., y0:y0 + n // 3, x0:x0 + n // 3] = IGNORE_VALUE
+    return channels, label
 
 
 def _prepare_output_folder(output_folder: Path, overwrite: bool) -> None:
@@ -409,14 +443,17 @@ def generate_demo_dataset(
 
         iterator = tqdm(jobs, desc="demo cases", unit="case")
     for subset_key, index, case_id, image_dir, label_dir in iterator:
-        image, label = synthesize_case(case_rng(spec.seed, subset_key, index), spec.image_size)
-        _write_nifti(image, output_folder / image_dir / f"{case_id}_0000{FILE_ENDING}")
+        # test labels stay complete: they score the predictions
+        channels, label = synthesize_demo_case(case_rng(spec.seed, subset_key, index), spec, image_dir != "imagesTs")
+        for channel, image in enumerate(channels):
+            _write_nifti(image, output_folder / image_dir / f"{case_id}_{channel:04d}{FILE_ENDING}")
         _write_nifti(label, output_folder / label_dir / f"{case_id}{FILE_ENDING}")
 
+    labels = dict(DEMO_LABELS) | ({"ignore": IGNORE_VALUE} if spec.ignore_label else {})
     generate_dataset_json(
         str(output_folder),
-        channel_names=dict(DEMO_CHANNEL_NAMES),
-        labels=dict(DEMO_LABELS),
+        channel_names={c: (DEMO_CHANNEL_NAMES[0] if c == 0 else f"sequence{c}") for c in range(spec.num_channels)},
+        labels=labels,
         num_training_cases=spec.num_labeled,
         file_ending=FILE_ENDING,
         dataset_name=dataset_name,

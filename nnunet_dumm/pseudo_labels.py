@@ -27,7 +27,6 @@ import json
 import os
 import pickle
 import shutil
-import socket
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -38,6 +37,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from nnunet_dumm.claims import Claims, process_scratch_folder, remove_stale_scratch_folders
 from nnunet_dumm.config import TeacherSpec
 from nnunet_dumm.prediction import SlidingWindow, voxels_per_forward
 from nnunet_dumm.uncertainty import (
@@ -62,6 +62,7 @@ __all__ = [
     "load_teacher_members",
     "member_from_network",
     "resolve_teacher_folds",
+    "teachers_that_saw",
 ]
 
 # channel of each pixel measure in <case>_maps.b2nd (channel 0 is the pseudo-label)
@@ -116,10 +117,40 @@ def _folds_on_disk(folder: Path, checkpoint: str) -> list[int | str]:
     return sorted((int(f) if f.isdigit() else f for f in folds), key=lambda f: (isinstance(f, str), str(f).zfill(8)))
 
 
+def teacher_training_cases(folder: Path, fold: int | str, dataset_name: str) -> set[str] | None:
+    """The labeled cases a teacher fold trained on, from its dataset's ``splits_final.json`` (fold ``all``: every
+    labeled case); None when that cannot be known (a model folder of another dataset)."""
+    from nnunetv2.paths import nnUNet_preprocessed
+
+    if folder.parent.name != dataset_name:
+        return None
+    splits_file = Path(nnUNet_preprocessed) / dataset_name / "splits_final.json"
+    if not splits_file.is_file():
+        return None
+    splits = json.loads(splits_file.read_text())
+    if fold == "all":
+        return set(splits[0]["train"]) | set(splits[0]["val"])
+    return set(splits[int(fold)]["train"]) if int(fold) < len(splits) else None
+
+
+def teachers_that_saw(teacher_folds: Sequence[tuple[Path, int | str, str]], cases: set[str],
+                      dataset_name: str) -> list[tuple[Path, int | str, str]]:
+    """The teacher folds whose training cases include any of ``cases`` (or cannot be shown not to)."""
+    seen = []
+    for folder, fold, checkpoint in teacher_folds:
+        training = teacher_training_cases(folder, fold, dataset_name)
+        if training is None or training & cases:
+            seen.append((folder, fold, checkpoint))
+    return seen
+
+
 def resolve_teacher_folds(
-    teachers: Sequence[TeacherSpec], dataset_name: str, plans: str, configuration: str, min_models: int
+    teachers: Sequence[TeacherSpec], dataset_name: str, plans: str, configuration: str, min_models: int,
+    student_validation_cases: set[str] | None = None,
 ) -> list[tuple[Path, int | str, str]]:
     """``(model folder, fold, checkpoint name)`` of every teacher checkpoint found on disk.
+
+    With ``student_validation_cases`` (leak-free validation) only teachers that never trained on those cases count.
 
     Raises:
         TeacherModelsMissing: fewer than ``min_models`` checkpoints; the message gives the training commands.
@@ -138,6 +169,14 @@ def resolve_teacher_folds(
                 f"-tr {spec.trainer} -p {spec.plans or plans}"
                 for fold in expected if fold not in on_disk
             ]
+    if student_validation_cases is not None:
+        leaking = teachers_that_saw(found, student_validation_cases, dataset_name)
+        found = [t for t in found if t not in leaking]
+        if len(found) < min_models:
+            raise TeacherModelsMissing(
+                f"leak-free validation leaves {len(found)} teacher model(s) that never trained on this fold's "
+                f"validation cases; {min_models} needed. With nnU-Net's cross-validation teachers only the "
+                "teacher of the same fold qualifies: train it, or lower min_models")
     if len(found) < min_models:
         listing = "\n  ".join(missing_commands) or "(train the configured model folders' folds)"
         raise TeacherModelsMissing(
@@ -339,12 +378,12 @@ class PseudoLabelCache:
             "weights": list(stats.weights),
             **{f"U_{m.value}": stats.sample_uncertainty(m) for m in SampleUncertainty},
             # nnU-Net's own sampler, as its preprocessing computes class locations of real segmentations
+            # (coordinates with a leading channel index, as nnU-Net's loader expects them)
             "class_locations": DefaultPreprocessor._sample_foreground_locations(
-                pseudo_label.numpy(), list(class_location_keys)),
+                pseudo_label.numpy()[None], list(class_location_keys)),
         }
-        partial = self.folder / ".partial"
-        partial.mkdir(parents=True, exist_ok=True)
-        temporary = {suffix: partial / f"{case}.{os.getpid()}{suffix}" for suffix in (*arrays, ".pkl")}
+        scratch = process_scratch_folder(self.folder)
+        temporary = {suffix: scratch / f"{case}{suffix}" for suffix in (*arrays, ".pkl")}
         try:
             for suffix, array in arrays.items():
                 # nnU-Net's chunking rule for (channels, *3-D spatial) arrays and the configuration's patches
@@ -374,29 +413,15 @@ class PseudoLabelCache:
     def remove_leftovers(self) -> None:
         """Temporary files and claims of jobs killed mid-write (only when no job is writing)."""
         shutil.rmtree(self.folder / ".partial", ignore_errors=True)
-        shutil.rmtree(self.folder / ".claims", ignore_errors=True)
+        Claims(self.folder).remove_all()
 
     # --------------------------------------------------------------------------------------------- claims
     def claim(self, case: str) -> bool:
-        """Takes a case for this process (an exclusive claim file); False if a live process holds it."""
-        claims = self.folder / ".claims"
-        claims.mkdir(parents=True, exist_ok=True)
-        path = claims / case
-        for _ in range(2):
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                if not _claim_is_stale(path):
-                    return False
-                path.unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(f"{socket.gethostname()} {os.getpid()}")
-            return True
-        return False
+        """Takes a case for this process (``nnunet_dumm.claims``); False if a live process holds it."""
+        return Claims(self.folder).claim(case)
 
     def release(self, case: str) -> None:
-        (self.folder / ".claims" / case).unlink(missing_ok=True)
+        Claims(self.folder).release(case)
 
 
 def _crc32(path: Path) -> int:
@@ -405,23 +430,6 @@ def _crc32(path: Path) -> int:
         for block in iter(lambda: f.read(1 << 22), b""):
             crc = zlib.crc32(block, crc)
     return crc
-
-
-def _claim_is_stale(path: Path) -> bool:
-    """A claim of a dead process on this host, or one older than ``NNUNET_DUMM_CLAIM_TIMEOUT_S`` (default 3600 s)."""
-    try:
-        host, pid = path.read_text().split()
-        age = time.time() - path.stat().st_mtime
-    except (OSError, ValueError):
-        return True  # vanished or torn: a new claim decides
-    if host == socket.gethostname():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            pass
-    return age > float(os.environ.get("NNUNET_DUMM_CLAIM_TIMEOUT_S", 3600))
 
 
 @dataclass(frozen=True)
@@ -439,9 +447,10 @@ class TeacherPass:
 
     @classmethod
     def resolve(cls, teachers: Sequence[TeacherSpec], min_models: int, use_mirroring: bool, plans_manager,
-                configuration: str, preprocessed_dataset_folder: str | Path) -> TeacherPass:
+                configuration: str, preprocessed_dataset_folder: str | Path,
+                student_validation_cases: set[str] | None = None) -> TeacherPass:
         folds = tuple(resolve_teacher_folds(teachers, plans_manager.dataset_name, plans_manager.plans_name,
-                                            configuration, min_models))
+                                            configuration, min_models, student_validation_cases))
         data_identifier = plans_manager.get_configuration(configuration).data_identifier
         sources = teacher_sources(folds, use_mirroring, data_identifier)
         folder = Path(preprocessed_dataset_folder) / "dumm_pseudo_labels" / f"{data_identifier}_{sources_key(sources)}"
@@ -490,6 +499,7 @@ def generate_pseudo_labels(
         num_parts, part_id: shard the cases like ``nnUNetv2_predict`` so several jobs fill one cache.
     """
     _write_sources(cache, sources)
+    remove_stale_scratch_folders(cache.folder)
     mine = list(cases)[part_id::num_parts]
     damaged = [c for c in mine if cache.done(c) and not cache.intact(c)]
     for case in damaged:

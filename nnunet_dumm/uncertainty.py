@@ -44,7 +44,7 @@ class PixelUncertainty(StrEnum):
     KL = "kl"  # mean_m KL(p || p_m) / log C, clipped to 1 (the URPC/DUST form, models in place of decoders)
     VARIANCE = "variance"  # mean_m ||p_m - p||^2 / (1 - 1/C), the spread of the models' softmax vectors
     ENTROPY = "entropy"  # H(p) / log C, entropy of the fused prediction
-    VOTE = "vote"  # fraction of models whose argmax differs from the pseudo-label
+    VOTE = "vote"  # weight of the models whose argmax differs from the pseudo-label, over its maximum W - min w_m
 
 
 class SampleUncertainty(StrEnum):
@@ -147,7 +147,12 @@ class EnsembleStatistics:
             return (entropy / math.log(num_classes)).clamp(0, 1)
         pseudo_label = fused.argmax(0)
         disagreeing = sum(w * (v[slab] != pseudo_label).float() for v, w in zip(self.votes, self.weights))
-        return disagreeing / total
+        # at least one member agrees with the fused argmax in practice, so W - min w_m is the attainable maximum:
+        # 1 when all but one model disagree (two models: 0 or 1, not 0 or 0.5)
+        attainable = total - min(self.weights)
+        if attainable <= 0:  # one model cannot disagree with itself
+            return torch.zeros_like(disagreeing)
+        return (disagreeing / attainable).clamp(0, 1)
 
     # --------------------------------------------------------------------------------------- whole case
     def pseudo_label(self) -> torch.Tensor:

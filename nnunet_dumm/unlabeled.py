@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from batchgenerators.utilities.file_and_folder_operations import load_json
 from tqdm import tqdm
+
+from nnunet_dumm.claims import Claims, process_scratch_folder, remove_stale_scratch_folders
 
 __all__ = [
     "UNLABELED_IMAGES_FOLDER",
@@ -35,7 +37,6 @@ UNLABELED_IMAGES_FOLDER = "imagesUnlabeled"
 # True labels of cases used as unlabeled (a split made from a labeled dataset). Training never reads them;
 # diagnostics use them to measure pseudo-label quality.
 UNLABELED_TRUE_LABELS_FOLDER = "labelsUnlabeled"
-_PARTIAL_FOLDER = ".partial"
 # preprocessed true labels of unlabeled cases, read by diagnostics only
 TRUE_LABELS_SUBFOLDER = "true_labels"
 
@@ -165,8 +166,7 @@ class UnlabeledPreprocessingTarget:
         blocks_seg, chunks_seg = comp_blosc2_params(seg.shape, patch_size, seg.itemsize)
 
         output = Path(self.output_folder)
-        partial = output / _PARTIAL_FOLDER
-        partial.mkdir(parents=True, exist_ok=True)
+        partial = process_scratch_folder(output)
         nnUNetDatasetBlosc2.save_case(
             data, seg, properties, str(partial / case),
             chunks=chunks, blocks=blocks, chunks_seg=chunks_seg, blocks_seg=blocks_seg,
@@ -222,8 +222,16 @@ def _existing(path: Path) -> str | None:
 
 
 def _run_one(args: tuple[UnlabeledPreprocessingTarget, str, list[str], str | None]) -> str:
+    """Preprocesses one case unless another process (a second fold started at the same time) has claimed it."""
     target, case, files, true_label_file = args
-    target.preprocess_case(case, files, true_label_file)
+    claims = Claims(target.output_folder)
+    if case in completed_cases(target.output_folder) or not claims.claim(case):
+        return case
+    try:
+        if case not in completed_cases(target.output_folder):
+            target.preprocess_case(case, files, true_label_file)
+    finally:
+        claims.release(case)
     return case
 
 
@@ -277,7 +285,7 @@ def preprocess_unlabeled(
         _read_checked(plans_manager, cases[case], dataset_json, spatial_dims)
 
     output.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(output / _PARTIAL_FOLDER, ignore_errors=True)  # leftovers of an interrupted run
+    remove_stale_scratch_folders(output)  # leftovers of an interrupted run
     target = UnlabeledPreprocessingTarget(str(plans_file), str(dataset_json_file), configuration, str(output),
                                           spatial_dims)
     true_labels = raw_folder / UNLABELED_TRUE_LABELS_FOLDER
@@ -292,8 +300,14 @@ def preprocess_unlabeled(
         with multiprocessing.get_context("spawn").Pool(num_processes) as pool:
             for _ in pool.imap_unordered(_run_one, jobs):
                 progress.update()
+    # cases claimed by another process that runs at the same time: wait until they are finished
+    while pending := [c for c in todo if c not in set(completed_cases(output))]:
+        progress.set_postfix_str(f"waiting for {len(pending)} case(s) preprocessed by another process")
+        time.sleep(1.0)
+        for job in jobs:  # a claim of a process that died meanwhile is stale: take the case over
+            if job[1] in pending:
+                _run_one(job)
     progress.close()
-    shutil.rmtree(output / _PARTIAL_FOLDER, ignore_errors=True)
     if verbose:
         print(f"{len(cases)} unlabeled cases ({len(todo)} new, {len(done)} already done) in {output}")
     return output

@@ -35,7 +35,8 @@ def reference_measures(probs: torch.Tensor) -> dict:
         "kl": ((fused[None] * (log_fused[None] - torch.log(probs.clamp_min(EPS)))).sum(1).mean(0) / log_c).clamp(0, 1),
         "variance": (((probs - fused[None]) ** 2).sum(1).mean(0) / (1 - 1 / num_classes)).clamp(0, 1),
         "entropy": (-(fused * log_fused).sum(0) / log_c).clamp(0, 1),
-        "vote": (probs.argmax(1) != fused.argmax(0)[None]).float().mean(0),
+        # normalised to [0, 1] since (a fraction of the M - 1 models that can disagree)
+        "vote": (probs.argmax(1) != fused.argmax(0)[None]).float().mean(0) * num_models / max(1, num_models - 1),
     }
     labels = probs.argmax(1)
     pair_dice = []

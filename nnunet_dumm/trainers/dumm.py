@@ -45,6 +45,7 @@ from nnunet_dumm.pseudo_labels import (
     load_teacher_members,
     member_from_network,
     sources_key,
+    teachers_that_saw,
 )
 from nnunet_dumm.selection import rank_cases, unlabeled_loss_weight
 from nnunet_dumm.uncertainty import SampleUncertainty
@@ -163,12 +164,23 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
     def _teacher_pass(self, cases: list[str]) -> PseudoLabelCache:
         """Pseudo-labels of every unlabeled case by the teachers: shared by all folds, computed once."""
         config = self.dumm_config
-        self.dumm_teachers = TeacherPass.resolve(config.teachers, config.min_models, config.use_mirroring,
-                                                 self.plans_manager, self.configuration_name,
-                                                 self.preprocessed_dataset_folder_base)
+        validation = set(self.do_split()[1]) if self.fold != "all" else set()
+        self.dumm_teachers = TeacherPass.resolve(
+            config.teachers, config.min_models, config.use_mirroring, self.plans_manager, self.configuration_name,
+            self.preprocessed_dataset_folder_base, validation if config.leak_free_validation else None)
+        leaking = teachers_that_saw(self.dumm_teachers.folds, validation, self.plans_manager.dataset_name)
+        if leaking and self.local_rank == 0:
+            self.print_to_log_file(
+                f"DUMM: {len(leaking)} of {len(self.dumm_teachers.folds)} teachers trained on this fold's validation "
+                f"cases ({', '.join(f'{f.name}/fold_{k}' for f, k, _ in leaking)}): this fold's validation Dice, "
+                "checkpoint_best and nnUNetv2_find_best_configuration are optimistic against stock folds. Test-set "
+                "predictions are unaffected; for honest cross-validation train nnUNetTrainerDUMM_leakFree.")
         if not all(self.dumm_teachers.cache.intact(c) for c in cases):
             self._run_pass(self._teacher_members(), cases, self.dumm_teachers.cache, self.dumm_teachers.sources)
             self._release_teachers()
+        else:
+            self.print_to_log_file(f"pseudo-labels: all {len(cases)} cases of {len(self.dumm_teachers.folds)} "
+                                   f"teachers are cached in {self.dumm_teachers.cache.folder}")
         return self.dumm_teachers.cache
 
     def _teacher_members(self) -> list[EnsembleMember]:
