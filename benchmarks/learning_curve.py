@@ -176,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("dataset", choices=sorted(DATASET_IDS))
-    parser.add_argument("--data", type=Path, required=True, help="source folder (e.g. ../shared/data/acdc)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="source folder (e.g. ../shared/data/acdc); only needed while converting")
     parser.add_argument("--work-dir", type=Path, required=True, help="nnU-Net folders go here; rerun to resume")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--budgets", type=int, nargs="+", default=[500, 1000, 2000, 4000],

@@ -31,12 +31,14 @@ def preprocess_unlabeled_entry(argv: list[str] | None = None) -> None:
     parser.add_argument("-c", "--configurations", nargs="+", default=["2d"], help="configurations (default: 2d)")
     parser.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default: nnUNetPlans)")
     parser.add_argument("-np", "--num-processes", type=int, default=1, help="worker processes (default: 1)")
+    parser.add_argument("--verify", action="store_true",
+                        help="also compare the CRC-32 of every finished case (reads every file) and redo damaged ones")
     args = parser.parse_args(argv)
     for dataset in args.dataset:
         for configuration in args.configurations:
             try:
-                preprocess_unlabeled(dataset, configuration, args.plans, args.num_processes)
-            except (UnlabeledDataError, FileNotFoundError, ValueError, RuntimeError) as e:
+                preprocess_unlabeled(dataset, configuration, args.plans, args.num_processes, verify=args.verify)
+            except (UnlabeledDataError, OSError, ValueError, RuntimeError) as e:
                 _fail(str(e))
 
 

@@ -28,7 +28,6 @@ import os
 import pickle
 import shutil
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from tqdm import tqdm
 
 from nnunet_dumm.claims import Claims, process_scratch_folder, remove_stale_scratch_folders
 from nnunet_dumm.config import TeacherSpec
+from nnunet_dumm.integrity import DamagedFile, fingerprint, first_damaged
 from nnunet_dumm.prediction import SlidingWindow, voxels_per_forward
 from nnunet_dumm.uncertainty import (
     EnsembleStatistics,
@@ -78,7 +78,7 @@ class TeacherModelsIncompatible(ValueError):
     """A teacher model folder was trained with other labels or another preprocessing than the student's dataset."""
 
 
-class CorruptCacheEntry(RuntimeError):
+class CorruptCacheEntry(DamagedFile):
     """A cache entry cannot be read (truncated copy, bit rot); the message names the file. Rerunning recomputes it."""
 
 
@@ -288,27 +288,29 @@ class PseudoLabelCache:
     def done(self, case: str) -> bool:
         return self.marker(case).is_file()
 
-    def intact(self, case: str) -> bool:
-        """Finished and undamaged: every file has the size and CRC-32 recorded when it was written."""
+    def intact(self, case: str, checksum: bool = True) -> bool:
+        """Finished and undamaged: every file has the size (and CRC-32) recorded when it was written."""
         if not self.done(case):
             return False
         try:
-            properties = self.properties(case)
+            self.properties(case)
         except CorruptCacheEntry:
             return False
-        return all(_crc32(self.folder / f"{case}{suffix}") == crc for suffix, crc in properties["file_crc32"].items())
+        return not checksum or first_damaged(self.folder, self._properties(case)["files"], True) is None
 
-    def properties(self, case: str) -> dict:
+    def _properties(self, case: str) -> dict:
         try:
             with open(self.marker(case), "rb") as f:
-                properties = pickle.load(f)
+                return pickle.load(f)
         except (OSError, EOFError, pickle.UnpicklingError, ValueError) as e:
             raise self._corrupt(self.marker(case), e) from e
-        for suffix, size in properties["file_sizes"].items():
-            path = self.folder / f"{case}{suffix}"
-            if not path.is_file() or path.stat().st_size != size:
-                raise self._corrupt(path, f"expected {size} bytes, found "
-                                          f"{path.stat().st_size if path.is_file() else 'no file'}")
+
+    def properties(self, case: str) -> dict:
+        """The entry's properties; raises ``CorruptCacheEntry`` if a file of the entry lost bytes or vanished."""
+        properties = self._properties(case)
+        damaged = first_damaged(self.folder, properties["files"], checksum=False)
+        if damaged is not None:
+            raise self._corrupt(damaged, "size differs from what was written" if damaged.is_file() else "missing")
         return properties
 
     def _open(self, case: str, suffix: str):
@@ -391,8 +393,7 @@ class PseudoLabelCache:
                 blosc2.asarray(np.ascontiguousarray(array), urlpath=str(temporary[suffix]), chunks=chunks,
                                blocks=blocks,
                                cparams={"codec": blosc2.Codec.LZ4HC, "clevel": 5, "nthreads": 1}, mode="w")
-            properties["file_sizes"] = {s: temporary[s].stat().st_size for s in arrays}
-            properties["file_crc32"] = {s: _crc32(temporary[s]) for s in arrays}
+            properties["files"] = fingerprint(temporary[s] for s in arrays)  # named as they will be in place
             properties["spatial_shape"] = tuple(stats.spatial)
             with open(temporary[".pkl"], "wb") as f:
                 pickle.dump(properties, f)
@@ -422,14 +423,6 @@ class PseudoLabelCache:
 
     def release(self, case: str) -> None:
         Claims(self.folder).release(case)
-
-
-def _crc32(path: Path) -> int:
-    crc = 0
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            crc = zlib.crc32(block, crc)
-    return crc
 
 
 @dataclass(frozen=True)

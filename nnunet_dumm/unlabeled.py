@@ -8,6 +8,7 @@ nnU-Net's ``get_identifiers`` and ``do_split`` would put them into the cross-val
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
 import time
@@ -15,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from batchgenerators.utilities.file_and_folder_operations import load_json
+from batchgenerators.utilities.file_and_folder_operations import load_json, write_pickle
 from tqdm import tqdm
 
 from nnunet_dumm.claims import Claims, process_scratch_folder, remove_stale_scratch_folders
+from nnunet_dumm.integrity import DamagedFile, fingerprint, first_damaged
 
 __all__ = [
     "UNLABELED_IMAGES_FOLDER",
@@ -27,6 +29,7 @@ __all__ = [
     "UnlabeledDataError",
     "UnlabeledPreprocessingTarget",
     "completed_cases",
+    "damaged_cases",
     "find_unlabeled_cases",
     "load_preprocessed_image",
     "preprocess_unlabeled",
@@ -39,6 +42,8 @@ UNLABELED_IMAGES_FOLDER = "imagesUnlabeled"
 UNLABELED_TRUE_LABELS_FOLDER = "labelsUnlabeled"
 # preprocessed true labels of unlabeled cases, read by diagnostics only
 TRUE_LABELS_SUBFOLDER = "true_labels"
+# key of the arrays' sizes and CRC-32 in a case's properties (.pkl); nnU-Net ignores keys it does not know
+_FILES_KEY = "dumm_files"
 
 
 class UnlabeledDataError(ValueError):
@@ -62,11 +67,35 @@ def completed_cases(folder: str | Path) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.pkl") if (folder / f"{p.stem}.b2nd").is_file())
 
 
+def damaged_cases(folder: str | Path, checksum: bool = False) -> dict[str, Path]:
+    """Finished cases whose arrays differ from what was written: ``{case: first damaged file}``.
+
+    Sizes are always compared (a partial copy, a truncated file); with ``checksum`` also the CRC-32 (bit rot).
+    """
+    from batchgenerators.utilities.file_and_folder_operations import load_pickle
+
+    folder, damaged = Path(folder), {}
+    for case in completed_cases(folder):
+        try:
+            recorded = load_pickle(str(folder / f"{case}.pkl")).get(_FILES_KEY)
+        except Exception:  # a torn or rotten pickle
+            damaged[case] = folder / f"{case}.pkl"
+            continue
+        path = first_damaged(folder, recorded, checksum) if recorded else None
+        if path is not None:
+            damaged[case] = path
+    return damaged
+
+
 def load_preprocessed_image(folder: str | Path, case: str) -> np.ndarray:
     """The preprocessed image ``(c, *spatial)`` of one case, read fully into memory."""
     from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 
-    return nnUNetDatasetBlosc2(str(folder), [case]).load_case(case)[0][:]
+    try:
+        return nnUNetDatasetBlosc2(str(folder), [case]).load_case(case)[0][:]
+    except Exception as e:  # blosc2 and pickle raise anything on a damaged file
+        raise DamagedFile(f"{Path(folder) / case}.b2nd: the preprocessed unlabeled case cannot be read ({e}); "
+                          "rerun nnUNetv2_dumm_preprocess_unlabeled with --verify to redo damaged cases") from e
 
 
 def _files_per_labeled_case(raw_folder: Path, file_ending: str) -> int:
@@ -167,14 +196,26 @@ class UnlabeledPreprocessingTarget:
 
         output = Path(self.output_folder)
         partial = process_scratch_folder(output)
-        nnUNetDatasetBlosc2.save_case(
-            data, seg, properties, str(partial / case),
-            chunks=chunks, blocks=blocks, chunks_seg=chunks_seg, blocks_seg=blocks_seg,
-        )
-        if true_label is not None:
-            (output / TRUE_LABELS_SUBFOLDER).mkdir(exist_ok=True)
-            np.save(partial / f"{case}_true.npy", true_label[0])
-            os.replace(partial / f"{case}_true.npy", output / TRUE_LABELS_SUBFOLDER / f"{case}.npy")
+        try:
+            nnUNetDatasetBlosc2.save_case(
+                data, seg, properties, str(partial / case),
+                chunks=chunks, blocks=blocks, chunks_seg=chunks_seg, blocks_seg=blocks_seg,
+            )
+            # sizes and CRC-32 of the arrays, so that a damaged copy is found before it is trained on
+            properties[_FILES_KEY] = fingerprint(partial / f"{case}{s}" for s in (".b2nd", "_seg.b2nd"))
+            write_pickle(properties, str(partial / f"{case}.pkl"))
+            if true_label is not None:
+                (output / TRUE_LABELS_SUBFOLDER).mkdir(exist_ok=True)
+                np.save(partial / f"{case}_true.npy", true_label[0])
+                os.replace(partial / f"{case}_true.npy", output / TRUE_LABELS_SUBFOLDER / f"{case}.npy")
+        except OSError as e:
+            for leftover in partial.glob(f"{case}*"):
+                leftover.unlink()
+            if e.errno == errno.ENOSPC:
+                raise OSError(errno.ENOSPC, f"no space left on the device while preprocessing {case} into "
+                              f"{output}; nothing half-written was kept. Free disk space and rerun: finished cases "
+                              "are kept") from e
+            raise
         # The pickle goes last: completed_cases() treats a case as done only once it is in place.
         for suffix in (".b2nd", "_seg.b2nd", ".pkl"):
             os.replace(partial / f"{case}{suffix}", output / f"{case}{suffix}")
@@ -241,11 +282,13 @@ def preprocess_unlabeled(
     plans_identifier: str = "nnUNetPlans",
     num_processes: int = 1,
     verbose: bool = True,
+    verify: bool = False,
 ) -> Path:
     """Preprocesses ``imagesUnlabeled/`` with the dataset's plans; cases already done are skipped (resume).
 
     Every image is checked (readable, channel count, dimensionality, finite, not constant) before anything is
-    written, so bad input leaves no partial output.
+    written, so bad input leaves no partial output. Finished cases whose files lost bytes (or, with ``verify``,
+    whose CRC-32 changed) are preprocessed again.
 
     Returns:
         The output folder, ``nnUNet_preprocessed/<dataset>/<data_identifier>_unlabeled``.
@@ -278,6 +321,10 @@ def preprocess_unlabeled(
     output = unlabeled_preprocessed_folder(dataset_name, data_identifier)
     spatial_dims = _labeled_spatial_dims(raw_folder, plans_manager, dataset_json)
 
+    for case, path in damaged_cases(output, checksum=verify).items():
+        print(f"{path}: damaged (differs from what was written); preprocessing {case} again")
+        for suffix in (".pkl", ".b2nd", "_seg.b2nd"):  # the marker first
+            (output / f"{case}{suffix}").unlink(missing_ok=True)
     done = set(completed_cases(output))
     todo = [c for c in sorted(cases) if c not in done]
     # Validate every pending image first: a bad file found halfway would otherwise leave a partial folder.
