@@ -144,6 +144,7 @@ def worker_pseudo_label(args: argparse.Namespace) -> dict:
     from nnunet_dumm.config import TeacherSpec
     from nnunet_dumm.pseudo_labels import (
         PseudoLabelCache,
+        class_location_keys,
         generate_pseudo_labels,
         load_teacher_members,
         resolve_teacher_folds,
@@ -167,7 +168,8 @@ def worker_pseudo_label(args: argparse.Namespace) -> dict:
     setup = time.perf_counter() - start
     start = time.perf_counter()
     generate_pseudo_labels(members, cases, lambda case: load_preprocessed_image(folder, case), cache,
-                           teacher_sources(folds, True, configuration_manager.data_identifier), verbose=False)
+                           teacher_sources(folds, True, configuration_manager.data_identifier),
+                           class_location_keys(plans_manager.get_label_manager(dataset_json)), verbose=False)
     return {"cases": len(cases), "models": len(members), "setup_s": setup, "pass_s": time.perf_counter() - start,
             "vm_hwm_bytes": _vm_hwm()}
 

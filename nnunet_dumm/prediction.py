@@ -25,7 +25,25 @@ from acvl_utils.cropping_and_padding.padding import pad_nd_image
 from nnunetv2.inference.sliding_window_prediction import compute_gaussian, compute_steps_for_sliding_window
 from nnunetv2.utilities.helpers import dummy_context, empty_cache
 
-__all__ = ["SlidingWindow", "voxels_per_forward"]
+__all__ = ["SlidingWindow", "softmax_", "voxels_per_forward"]
+
+# bound on the temporaries of softmax_ (values per slab along the first spatial axis)
+_SLAB_VALUES = 1 << 24
+
+
+@torch.inference_mode()
+def softmax_(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over the class axis (0) in place, slab by slab: a large 3-D case needs no second full-size array.
+
+    ``label_manager.apply_inference_nonlin`` (nnU-Net) does the same out of place for label-map datasets.
+    """
+    rows = max(1, _SLAB_VALUES // max(1, math.prod(logits.shape[:1] + logits.shape[2:])))
+    for start in range(0, logits.shape[1], rows):
+        x = logits[:, start:start + rows]
+        x -= x.amax(0, keepdim=True)
+        x.exp_()
+        x /= x.sum(0, keepdim=True)
+    return logits
 
 
 def voxels_per_forward(device: torch.device) -> int:
@@ -153,7 +171,8 @@ class SlidingWindow:
                     case.logits[(slice(None), *slicer[1:])] += tile * gaussian
                     case.weight_sum[slicer[1:]] += gaussian
         out = []
-        for case in cases:
-            logits = case.logits / case.weight_sum
-            out.append(logits[(slice(None), *case.revert[1:])].cpu())
+        for case in cases:  # in place: a large 3-D case holds one full-size array per image here
+            case.logits /= case.weight_sum
+            out.append(case.logits[(slice(None), *case.revert[1:])].cpu())
+            case.logits = case.weight_sum = case.data = None
         return out

@@ -39,7 +39,7 @@ from tqdm import tqdm
 from nnunet_dumm.claims import Claims, process_scratch_folder, remove_stale_scratch_folders
 from nnunet_dumm.config import TeacherSpec
 from nnunet_dumm.integrity import DamagedFile, fingerprint, first_damaged
-from nnunet_dumm.prediction import SlidingWindow, voxels_per_forward
+from nnunet_dumm.prediction import SlidingWindow, softmax_, voxels_per_forward
 from nnunet_dumm.uncertainty import (
     EnsembleStatistics,
     PixelUncertainty,
@@ -91,8 +91,9 @@ class EnsembleMember:
     label_manager: object
 
     def predict_probabilities(self, images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """Softmax ``(C, *spatial)`` for each preprocessed image ``(c, *spatial)``, as nnUNetv2_predict computes it."""
-        return [self.label_manager.apply_inference_nonlin(logits) for logits in self.window.predict_logits(images)]
+        """Softmax ``(C, *spatial)`` for each preprocessed image ``(c, *spatial)``, as nnUNetv2_predict computes it
+        (in place on the float32 logits: label-map datasets only, regions are refused)."""
+        return [softmax_(logits) for logits in self.window.predict_logits(images)]
 
 
 def member_from_network(name: str, network: torch.nn.Module, configuration_manager, label_manager,
@@ -348,13 +349,9 @@ class PseudoLabelCache:
     def statistics(self, case: str) -> EnsembleStatistics:
         """The ensemble's statistics restored from the cached means (float16) and member argmax maps."""
         properties = self.properties(case)
-        weights = properties["weights"]
-        total = float(sum(weights))
-        stats = torch.from_numpy(self._read(case, "_stats.b2nd").astype(np.float32)) * total
-        num_classes = (stats.shape[0] - 1) // 2
         votes = torch.from_numpy(self._read(case, "_votes.b2nd"))
-        return EnsembleStatistics(stats[:num_classes], stats[num_classes:2 * num_classes], stats[2 * num_classes],
-                                  list(votes), list(weights))
+        return EnsembleStatistics.from_means_float16(self._read(case, "_stats.b2nd"), list(votes),
+                                                     properties["weights"])
 
     def sample_uncertainty(self, cases: Sequence[str], measure: SampleUncertainty | str) -> dict[str, float]:
         key = f"U_{SampleUncertainty(measure).value}"
@@ -371,9 +368,7 @@ class PseudoLabelCache:
         pseudo_label = stats.pseudo_label()
         maps = torch.stack([pseudo_label, *(torch.round(stats.pixel_uncertainty(m) * 255).to(torch.uint8)
                                             for m in PixelUncertainty)]).numpy()
-        total = stats.total_weight
-        means = torch.cat([stats.sum_p / total, stats.sum_log_p / total, stats.sum_p2[None] / total])
-        arrays = {"_maps.b2nd": maps, "_stats.b2nd": means.to(torch.float16).numpy(),
+        arrays = {"_maps.b2nd": maps, "_stats.b2nd": stats.means_float16(),
                   "_votes.b2nd": torch.stack(stats.votes).numpy()}
         properties = {
             "members": list(members),
@@ -551,6 +546,14 @@ def _voxels_per_tile(window: SlidingWindow) -> int:
     return int(np.prod(window.patch_size)) * (len(window._mirror_combinations()) + 1)
 
 
+def _add_member(member: EnsembleMember, images: list[torch.Tensor], stats: list[EnsembleStatistics],
+                names: list[list[str]], weight: float) -> None:
+    # its own function so that the member's softmax maps are freed before the next member predicts
+    for case_stats, case_names, probs in zip(stats, names, member.predict_probabilities(images)):
+        case_stats.add(probs, weight)
+        case_names.append(member.name)
+
+
 def _predict_group(members: Sequence[EnsembleMember], group: list[tuple[str, torch.Tensor]],
                    cache: PseudoLabelCache, base: PseudoLabelCache | None, member_weight: float,
                    class_location_keys: Sequence) -> None:
@@ -564,10 +567,7 @@ def _predict_group(members: Sequence[EnsembleMember], group: list[tuple[str, tor
             stats = [base.statistics(case) for case in cases]
             names = [list(base.properties(case)["members"]) for case in cases]
         for member in members:
-            for case_stats, case_names, probs in zip(stats, names, member.predict_probabilities(
-                    [data for _, data in group])):
-                case_stats.add(probs, member_weight)
-                case_names.append(member.name)
+            _add_member(member, [data for _, data in group], stats, names, member_weight)
         for case, case_stats, case_names in zip(cases, stats, names):
             cache.write(case, case_stats, case_names, members[0].window.patch_size, class_location_keys)
     finally:

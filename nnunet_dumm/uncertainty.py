@@ -154,6 +154,26 @@ class EnsembleStatistics:
             return torch.zeros_like(disagreeing)
         return (disagreeing / attainable).clamp(0, 1)
 
+    def means_float16(self) -> np.ndarray:
+        """The sums over W stacked as float16 ``(2 C + 1, *spatial)`` (mean softmax, log-softmax, squared softmax):
+        what a cache entry keeps for later rounds (``from_means_float16`` restores the sums)."""
+        num_classes, total = self.num_classes, self.total_weight
+        out = np.empty((2 * num_classes + 1, *self.spatial), dtype=np.float16)
+        for slab in _slabs(self.spatial, 2 * num_classes + 1):
+            out[(slice(0, num_classes), *slab)] = (self.sum_p[(slice(None), *slab)] / total).numpy()
+            out[(slice(num_classes, 2 * num_classes), *slab)] = (self.sum_log_p[(slice(None), *slab)] / total).numpy()
+            out[(2 * num_classes, *slab)] = (self.sum_p2[slab] / total).numpy()
+        return out
+
+    @classmethod
+    def from_means_float16(cls, means: np.ndarray, votes: list[torch.Tensor], weights: list[float]
+                           ) -> EnsembleStatistics:
+        num_classes, total = (means.shape[0] - 1) // 2, float(sum(weights))
+        sums = torch.from_numpy(means.astype(np.float32))
+        sums *= total
+        return cls(sums[:num_classes], sums[num_classes:2 * num_classes], sums[2 * num_classes], list(votes),
+                   list(weights))
+
     # --------------------------------------------------------------------------------------- whole case
     def pseudo_label(self) -> torch.Tensor:
         """argmax_c of the fused prediction, uint8 ``spatial``."""
