@@ -45,7 +45,8 @@ def test_disk_full_while_preprocessing_unlabeled_then_rerun(unlabeled_copy, monk
     real, calls = blosc2.asarray, []
 
     def full_disk_on_the_fifth_array(*args, **kwargs):
-        calls.append(1)
+        if "urlpath" in kwargs:  # files written (nnU-Net also compresses in memory to pick a filter)
+            calls.append(1)
         if len(calls) == 5:  # the third case's image: two cases are finished
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(*args, **kwargs)

@@ -116,3 +116,35 @@ def test_ddp_with_gloo_shards_the_pass_and_the_batches(pipeline, without_shared_
     assert _files(without_shared_work["cache"]) == _files(without_shared_work["aside"]["cache"])
     (round2,) = (fold / "dumm_pseudo_labels").glob("round2_*")
     assert len(list(round2.glob("*.pkl"))) == TINY_SPEC.num_unlabeled
+
+
+def test_five_dumm_folds_work_with_nnunets_cross_validation_commands(pipeline, tmp_path):
+    """nnUNetv2_find_best_configuration over the five student folds (against the stock trainer), the five-fold
+    ensemble and fold 'all' with nnUNetv2_predict, and nnUNetv2_ensemble of both, all stock commands."""
+    from nnunetv2.run.run_training import run_training
+
+    from tests.conftest import run_console_script
+
+    trainer = "nnUNetTrainerDUMM_noSUS_test"
+    student = pipeline["student"].parent / f"{trainer}__nnUNetPlans__2d"
+    for fold in (0, 1, 2, 3, 4, "all"):  # folds 0 and 1 usually exist already (two folds at once, above)
+        if not (student / f"fold_{fold}" / "checkpoint_final.pth").is_file():
+            run_training("950", "2d", fold, trainer, device=torch.device("cpu"))
+
+    def check(result):
+        assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-3000:])
+        return result
+
+    best = check(run_console_script(["nnUNetv2_find_best_configuration", "950", "-c", "2d", "-tr", trainer, "-np",
+                                     "1"]))
+    assert trainer in best.stdout
+    assert (pipeline["student"].parent / "inference_instructions.txt").is_file()
+    raw = pipeline["raw"]
+    for folds, output in ((["0", "1", "2", "3", "4"], "five_folds"), (["all"], "fold_all")):
+        check(run_console_script(["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(tmp_path / output),
+                                  "-d", "950", "-c", "2d", "-tr", trainer, "-f", *folds, "-device", "cpu",
+                                  "--save_probabilities", "-npp", "1", "-nps", "1"]))
+        assert len(list((tmp_path / output).glob("*.nii.gz"))) == TINY_SPEC.num_test
+    check(run_console_script(["nnUNetv2_ensemble", "-i", str(tmp_path / "five_folds"), str(tmp_path / "fold_all"),
+                              "-o", str(tmp_path / "ensemble"), "-np", "1"]))
+    assert len(list((tmp_path / "ensemble").glob("*.nii.gz"))) == TINY_SPEC.num_test
