@@ -11,10 +11,18 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nnunet_dumm.compat import StrEnum
 from nnunet_dumm.selection import RoundSchedule
-from nnunet_dumm.uncertainty import PixelUncertainty, PixelWeighting, SampleUncertainty
+from nnunet_dumm.uncertainty import PixelThreshold, PixelUncertainty, PixelWeighting, SampleUncertainty
 
-__all__ = ["DUMMConfig", "TeacherSpec"]
+__all__ = ["DUMMConfig", "StudentInit", "TeacherSpec"]
+
+
+class StudentInit(StrEnum):
+    """Where the student's weights start."""
+
+    SCRATCH = "scratch"  # nnU-Net's initialisation, as a stock training
+    TEACHER = "teacher"  # the weights of the teacher of the student's fold
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,9 @@ class DUMMConfig:
         pixel_uncertainty: the PUM measure that becomes pixel weights.
         pixel_weighting: how pixel uncertainty becomes a weight (mask, soft exp(-u), both, none).
         pixel_threshold: with masking, pixels whose normalised uncertainty exceeds this are ignored.
+        pixel_threshold_mode: ``fixed`` (``pixel_threshold``) or ``class_quantile``: per pseudo-label class and
+            round, the ``pixel_keep_quantile`` of that class's uncertainty over the round's cases.
+        pixel_keep_quantile: the share of each class's pixels a ``class_quantile`` mask keeps.
         weight_levels: quantisation of the weight map that travels through augmentation.
         sample_uncertainty: the SUS measure U(x) that ranks unlabeled cases.
         round_fractions: SUS rounds: the most reliable fraction of the pool used in each round.
@@ -63,6 +74,10 @@ class DUMMConfig:
         unlabeled_batch_ratio: unlabeled batch size relative to nnU-Net's labeled batch size.
         unlabeled_oversample_foreground: share of unlabeled patches centred on a pseudo-label foreground pixel
             (nnU-Net's ``oversample_foreground_percent`` for labeled patches is 0.33).
+        copy_paste: paste a box of each labeled patch (true label, full weight) into an unlabeled patch, after
+            BCP (``nnunet_dumm.mixing``); ``copy_paste_box``: the box's side relative to the patch.
+        student_init: ``scratch`` (nnU-Net's initialisation) or ``teacher``: the student starts from the weights
+            of the teacher of its fold (the first teacher if that fold has none).
         lambda_max: weight of the unlabeled loss after ramp-up.
         rampup_fraction: fraction of all epochs over which lambda(t) ramps up from ~0.
     """
@@ -74,6 +89,8 @@ class DUMMConfig:
     pixel_uncertainty: PixelUncertainty = PixelUncertainty.ENTROPY
     pixel_weighting: PixelWeighting = PixelWeighting.MASK
     pixel_threshold: float = 0.1
+    pixel_threshold_mode: PixelThreshold = PixelThreshold.FIXED
+    pixel_keep_quantile: float = 0.9
     weight_levels: int = 8
     sample_uncertainty: SampleUncertainty = SampleUncertainty.DICE
     round_fractions: tuple[float, ...] = (0.5, 1.0)
@@ -82,6 +99,9 @@ class DUMMConfig:
     student_weight: float = 1.0
     unlabeled_batch_ratio: float = 1.0
     unlabeled_oversample_foreground: float = 0.0
+    copy_paste: bool = False
+    copy_paste_box: float = 2 / 3
+    student_init: StudentInit = StudentInit.SCRATCH
     lambda_max: float = 1.0
     rampup_fraction: float = 0.2
     schedule: RoundSchedule = field(init=False, repr=False, compare=False)
@@ -89,7 +109,8 @@ class DUMMConfig:
     def __post_init__(self) -> None:
         # Enums may arrive as strings (JSON); normalise and validate every value with a message naming the field.
         for name, enum in (("pixel_uncertainty", PixelUncertainty), ("pixel_weighting", PixelWeighting),
-                           ("sample_uncertainty", SampleUncertainty)):
+                           ("sample_uncertainty", SampleUncertainty), ("pixel_threshold_mode", PixelThreshold),
+                           ("student_init", StudentInit)):
             value = getattr(self, name)
             try:
                 object.__setattr__(self, name, enum(value))
@@ -104,6 +125,8 @@ class DUMMConfig:
             "teachers": len(self.teachers) >= 1,
             "min_models": self.min_models >= 1,
             "pixel_threshold": 0 <= self.pixel_threshold <= 1,
+            "pixel_keep_quantile": 0 < self.pixel_keep_quantile <= 1,
+            "copy_paste_box": 0 < self.copy_paste_box <= 1,
             "weight_levels": 1 <= self.weight_levels <= 255,
             "student_weight": self.student_weight > 0,
             "unlabeled_batch_ratio": self.unlabeled_batch_ratio > 0,

@@ -59,7 +59,7 @@ def pseudo_label_diagnostics(cache: PseudoLabelCache, cases: Sequence[str], true
         is_correct = (pseudo_label == truth)[annotated]
         for m in correct:
             u = cache.pixel_uncertainty(case, m)
-            kept = (label_maps.weights(u) > 0).numpy()[annotated]
+            kept = (label_maps.weights(u, pseudo_label) > 0).numpy()[annotated]
             for name, where in (("kept", kept), ("masked", ~kept)):
                 correct[m][name][0] += int(is_correct[where].sum())
                 correct[m][name][1] += int(where.sum())

@@ -58,6 +58,7 @@ __all__ = [
     "TeacherModelsMissing",
     "TeacherPass",
     "class_location_keys",
+    "class_quantile_thresholds",
     "generate_pseudo_labels",
     "load_teacher_members",
     "member_from_network",
@@ -582,6 +583,7 @@ class PseudoLabelMaps:
     The map is int16 ``(2, *spatial)``: channel 0 the pseudo-label (-1 outside nnU-Net's nonzero crop, as in its
     own segmentations), channel 1 the pixel weight quantised to ``0..weight_levels``. ``weights`` is the one
     place that decides which pixels a round keeps, for training and for the diagnostics alike.
+    ``class_thresholds`` (one per class, from ``class_quantile_thresholds``) replaces ``pixel_threshold``.
     """
 
     pixel_uncertainty: PixelUncertainty
@@ -589,11 +591,18 @@ class PseudoLabelMaps:
     pixel_threshold: float
     weight_levels: int
     num_classes: int
+    class_thresholds: tuple[float, ...] | None = None
 
-    def weights(self, quantised_uncertainty: np.ndarray) -> torch.Tensor:
-        """The loss weight in [0, 1] of each pixel, from the cached uint8 ``round(255 u)``."""
+    def weights(self, quantised_uncertainty: np.ndarray, pseudo_label: np.ndarray | None = None) -> torch.Tensor:
+        """The loss weight in [0, 1] of each pixel, from the cached uint8 ``round(255 u)`` (and its pseudo-label,
+        which selects the threshold when there is one per class)."""
         u = torch.from_numpy(np.asarray(quantised_uncertainty)).float() / 255
-        return pixel_weights(u, self.pixel_weighting, self.pixel_threshold, self.num_classes)
+        threshold = self.pixel_threshold
+        if self.class_thresholds is not None:
+            if pseudo_label is None:
+                raise ValueError("per-class thresholds need the pseudo-label")
+            threshold = torch.tensor(self.class_thresholds)[torch.from_numpy(np.asarray(pseudo_label)).long()]
+        return pixel_weights(u, self.pixel_weighting, threshold, self.num_classes)
 
     def label_map(self, pseudo_label: np.ndarray, quantised_uncertainty: np.ndarray,
                   nonzero: np.ndarray) -> np.ndarray:
@@ -601,5 +610,23 @@ class PseudoLabelMaps:
         label_map = np.empty((2, *pseudo_label.shape), dtype=np.int16)
         label_map[0] = pseudo_label
         label_map[0][nonzero < 0] = -1
-        label_map[1] = torch.round(self.weights(quantised_uncertainty) * self.weight_levels).to(torch.int16).numpy()
+        weights = self.weights(quantised_uncertainty, pseudo_label)
+        label_map[1] = torch.round(weights * self.weight_levels).to(torch.int16).numpy()
         return label_map
+
+
+def class_quantile_thresholds(cache: PseudoLabelCache, cases: Sequence[str], measure: PixelUncertainty,
+                              num_classes: int, keep_quantile: float) -> tuple[float, ...]:
+    """Per pseudo-label class, the uncertainty below which ``keep_quantile`` of that class's pixels lie (over
+    ``cases``): a mask that keeps the same share of every class, whatever the teachers' confidence."""
+    counts = np.zeros((num_classes, 256), dtype=np.int64)
+    for case in cases:
+        labels = cache.pseudo_label(case).ravel()
+        u = cache.pixel_uncertainty(case, measure).ravel()
+        counts += np.bincount(labels.astype(np.int64) * 256 + u, minlength=num_classes * 256).reshape(num_classes, 256)
+    thresholds = []
+    for class_counts in counts:
+        total = class_counts.sum()
+        level = int(np.searchsorted(np.cumsum(class_counts), keep_quantile * total)) if total else 255
+        thresholds.append(min(255, level) / 255)
+    return tuple(thresholds)

@@ -23,6 +23,7 @@ from nnunet_dumm.compat import StrEnum
 
 __all__ = [
     "EnsembleStatistics",
+    "PixelThreshold",
     "PixelUncertainty",
     "PixelWeighting",
     "SampleUncertainty",
@@ -52,7 +53,19 @@ class SampleUncertainty(StrEnum):
 
     DUST = "dust"  # mean_m mean_{c, pixels} (p_m - p)^2: DUST's snapshot form with models as snapshots
     DICE = "dice"  # 1 - mean pairwise foreground Dice of the models' argmax maps (ST++'s form)
+    # the same over the classes either model of a pair predicts: agreeing that a class is absent is no evidence
+    # of reliability, and a case where no model sees any foreground counts as unreliable (U = 1)
+    DICE_FOREGROUND = "dice_fg"
     ENTROPY = "entropy"  # mean normalised pixel entropy of the fused prediction
+
+
+class PixelThreshold(StrEnum):
+    """Where the mask's threshold on the pixel uncertainty lies."""
+
+    FIXED = "fixed"  # pixel_threshold for every class and round
+    # per pseudo-label class, the pixel_keep_quantile of that class's uncertainty over the round's cases: adapts to
+    # the number of classes, to how sure the teachers are, and from round to round
+    CLASS_QUANTILE = "class_quantile"
 
 
 class PixelWeighting(StrEnum):
@@ -197,8 +210,8 @@ class EnsembleStatistics:
     def sample_uncertainty(self, measure: SampleUncertainty | str) -> float:
         """Sample-level uncertainty U(x) of the case (lower = more reliable)."""
         measure = SampleUncertainty(measure)
-        if measure is SampleUncertainty.DICE:
-            return self._pairwise_dice_disagreement()
+        if measure in (SampleUncertainty.DICE, SampleUncertainty.DICE_FOREGROUND):
+            return self._pairwise_dice_disagreement(foreground_only=measure is SampleUncertainty.DICE_FOREGROUND)
         total, count = 0.0, 0
         for slab in _slabs(self.spatial, self.num_classes):
             fused = self._fused(slab)
@@ -211,7 +224,7 @@ class EnsembleStatistics:
             count += values.numel()
         return total / count
 
-    def _pairwise_dice_disagreement(self) -> float:
+    def _pairwise_dice_disagreement(self, foreground_only: bool) -> float:
         num_models = len(self.votes)
         if num_models < 2:
             return 0.0
@@ -228,9 +241,11 @@ class EnsembleStatistics:
         dice = []
         for k, (m, n) in enumerate(pairs):
             denominator = sizes[m, 1:] + sizes[n, 1:]
-            # a class absent from both maps is perfect agreement
-            per_class = np.where(denominator == 0, 1.0, 2 * overlap[k, 1:] / np.maximum(denominator, 1))
-            dice.append(per_class.mean())
+            per_class = 2 * overlap[k, 1:] / np.maximum(denominator, 1)
+            if foreground_only:  # only the classes the pair predicts; none at all: no agreement to count
+                dice.append(per_class[denominator > 0].mean() if (denominator > 0).any() else 0.0)
+            else:  # a class absent from both maps is perfect agreement
+                dice.append(np.where(denominator == 0, 1.0, per_class).mean())
         return 1.0 - float(np.mean(dice))
 
 
@@ -250,9 +265,10 @@ def sample_uncertainty(probs: torch.Tensor, measure: SampleUncertainty | str) ->
 
 
 def pixel_weights(
-    uncertainty: torch.Tensor, weighting: PixelWeighting | str, threshold: float, num_classes: int
+    uncertainty: torch.Tensor, weighting: PixelWeighting | str, threshold: float | torch.Tensor, num_classes: int
 ) -> torch.Tensor:
-    """Loss weights in ``[0, 1]`` from a normalised pixel uncertainty map."""
+    """Loss weights in ``[0, 1]`` from a normalised pixel uncertainty map (``threshold``: a number, or one per
+    pixel)."""
     weighting = PixelWeighting(weighting)
     weights = torch.ones_like(uncertainty, dtype=torch.float32)
     if weighting in (PixelWeighting.SOFT, PixelWeighting.MASK_AND_SOFT):

@@ -209,7 +209,7 @@ def test_presets_cover_every_arm_and_budget(variants):
         for arm in variants.ARMS
         for budget in variants.BUDGETS
         if budget not in stock_only or arm is variants.nnUNetTrainer
-    }
+    } | {f"{lever.__name__}_{budget}" for lever in variants.LEVERS for budget in ("test", variants.PROXY_BUDGET)}
     assert set(variants.PRESETS) == expected
     for name, preset in variants.PRESETS.items():
         assert preset.__name__ == name

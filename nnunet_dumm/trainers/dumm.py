@@ -31,16 +31,18 @@ from nnunetv2.utilities.collate_outputs import collate_outputs
 from nnunetv2.utilities.helpers import empty_cache
 from torch import distributed as dist
 
-from nnunet_dumm.config import DUMMConfig
+from nnunet_dumm.config import DUMMConfig, StudentInit
 from nnunet_dumm.dataloading import LabelMapDataset, build_unlabeled_loader
 from nnunet_dumm.diagnostics import plot_diagnostics, pseudo_label_diagnostics
 from nnunet_dumm.losses import LabeledPlusPseudoLabelLoss, WeightedPseudoLabelLoss
+from nnunet_dumm.mixing import paste_labeled_into_unlabeled
 from nnunet_dumm.pseudo_labels import (
     EnsembleMember,
     PseudoLabelCache,
     PseudoLabelMaps,
     TeacherPass,
     class_location_keys,
+    class_quantile_thresholds,
     generate_pseudo_labels,
     load_teacher_members,
     member_from_network,
@@ -48,7 +50,7 @@ from nnunet_dumm.pseudo_labels import (
     teachers_that_saw,
 )
 from nnunet_dumm.selection import rank_cases, unlabeled_loss_weight
-from nnunet_dumm.uncertainty import SampleUncertainty
+from nnunet_dumm.uncertainty import PixelThreshold, SampleUncertainty
 from nnunet_dumm.unlabeled import (
     TRUE_LABELS_SUBFOLDER,
     completed_cases,
@@ -127,10 +129,22 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         self._barrier()
         cases = completed_cases(self.unlabeled_folder)
         teacher_cache = self._teacher_pass(cases)
+        if self.dumm_config.student_init is StudentInit.TEACHER and self.current_epoch == 0:
+            self._start_from_teacher()
         self.dumm_ranking = rank_cases(teacher_cache.sample_uncertainty(cases, self.dumm_config.sample_uncertainty))
         if self.local_rank == 0:
             self._write_ranking(teacher_cache)
         self._enter_round(self.dumm_config.schedule.round_at_epoch(self.current_epoch, self.num_epochs))
+
+    def _start_from_teacher(self) -> None:
+        """The student's weights from the teacher of its fold (the first teacher if that fold has none)."""
+        folds = self.dumm_teachers.folds
+        folder, fold, checkpoint = next((t for t in folds if str(t[1]) == str(self.fold)), folds[0])
+        weights = torch.load(folder / f"fold_{fold}" / checkpoint, map_location="cpu",
+                             weights_only=False)["network_weights"]
+        network = self.network.module if self.is_ddp else self.network
+        getattr(network, "_orig_mod", network).load_state_dict(weights)
+        self.print_to_log_file(f"DUMM: the student starts from {folder.name}/fold_{fold}/{checkpoint}")
 
     def _drop_metrics_from_current_epoch(self) -> None:
         # A run killed after its last checkpoint logged epochs that --c trains again (or, without any checkpoint,
@@ -241,11 +255,11 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
                            member_weight=config.student_weight)
             self.set_deep_supervision_enabled(self.enable_deep_supervision)
             self.network.train()
+        label_maps = self._label_maps(cache, selection)
         if self.local_rank == 0:
             # the teachers' pass covers the whole pool; a round's own pass only its selection
             self._write_diagnostics(cache, self.dumm_ranking if cache is self.dumm_teachers.cache else selection,
-                                    round_index)
-        label_maps = self._label_maps()
+                                    round_index, label_maps)
         dataset = LabelMapDataset(str(self.unlabeled_folder), selection, str(cache.folder), label_maps)
         self.dumm_round_stats = _selection_stats(label_maps, cache, selection)
         batch_size = max(1, round(config.unlabeled_batch_ratio * self.batch_size))
@@ -261,16 +275,26 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
             f"pixels kept {self.dumm_round_stats['kept_fraction']:.3f}"
         )
 
-    def _label_maps(self) -> PseudoLabelMaps:
+    def _label_maps(self, cache: PseudoLabelCache, selection: list[str]) -> PseudoLabelMaps:
+        """How this round's cache entries become label maps (with per-class thresholds of its selection)."""
         config = self.dumm_config
+        num_classes = self.label_manager.num_segmentation_heads
+        thresholds = None
+        if config.pixel_threshold_mode is PixelThreshold.CLASS_QUANTILE:
+            thresholds = class_quantile_thresholds(cache, selection, config.pixel_uncertainty, num_classes,
+                                                   config.pixel_keep_quantile)
+            self.print_to_log_file(f"DUMM: per-class thresholds on {config.pixel_uncertainty.value} "
+                                   f"(keep {config.pixel_keep_quantile:.0%} of each class): "
+                                   + ", ".join(f"{t:.3f}" for t in thresholds))
         return PseudoLabelMaps(config.pixel_uncertainty, config.pixel_weighting, config.pixel_threshold,
-                               config.weight_levels, self.label_manager.num_segmentation_heads)
+                               config.weight_levels, num_classes, thresholds)
 
-    def _write_diagnostics(self, cache: PseudoLabelCache, cases: list[str], round_index: int) -> None:
+    def _write_diagnostics(self, cache: PseudoLabelCache, cases: list[str], round_index: int,
+                           label_maps: PseudoLabelMaps) -> None:
         """Pseudo-label quality against true labels (labelsUnlabeled/), when the dataset has them."""
         config = self.dumm_config
         true_labels = self.unlabeled_folder / TRUE_LABELS_SUBFOLDER
-        diagnostics = pseudo_label_diagnostics(cache, cases, true_labels, self._label_maps(),
+        diagnostics = pseudo_label_diagnostics(cache, cases, true_labels, label_maps,
                                                self.label_manager.ignore_label)
         if diagnostics is None:
             return
@@ -333,6 +357,11 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         ``self.loss`` is the combined loss that splits the batch again.
         """
         unlabeled = next(self.unlabeled_loader)
+        if self.dumm_config.copy_paste:
+            data, targets = paste_labeled_into_unlabeled(
+                batch["data"], _as_list(batch["target"]), unlabeled["data"], _as_list(unlabeled["target"]),
+                self.dumm_config.copy_paste_box, self.dumm_config.weight_levels, self.label_manager.ignore_label)
+            unlabeled = {"data": data, "target": targets if isinstance(unlabeled["target"], list) else targets[0]}
         combined = self.combined_loss
         combined.num_labeled = batch["data"].shape[0]
         combined.weight = unlabeled_loss_weight(self.current_epoch, self.num_epochs, self.dumm_config.lambda_max,
@@ -388,7 +417,7 @@ def _selection_stats(label_maps: PseudoLabelMaps, cache: PseudoLabelCache, selec
     for case in selection:
         u = cache.pixel_uncertainty(case, label_maps.pixel_uncertainty)
         uncertainty.append(float(u.mean()) / 255)
-        kept.append(float((label_maps.weights(u) > 0).float().mean()))
+        kept.append(float((label_maps.weights(u, cache.pseudo_label(case)) > 0).float().mean()))
     return {"mean_uncertainty": float(np.mean(uncertainty)), "kept_fraction": float(np.mean(kept))}
 
 

@@ -96,6 +96,39 @@ class nnUNetTrainerDUMM_leakFree(nnUNetTrainerDUMM):
                                       sample_uncertainty="entropy")
 
 
+# --- levers beyond the paper (issue: DUMM that beats the stock ensemble); each changes one thing, the default only
+# once the dev split says so (benchmarks/README.md, "Choosing the method on the dev split")
+class nnUNetTrainerDUMM_fgOversample(nnUNetTrainerDUMM):
+    """A third of the unlabeled patches centred on a pseudo-label foreground pixel, as nnU-Net does for labeled ones."""
+
+    dumm_config = dataclasses.replace(nnUNetTrainerDUMM.dumm_config, unlabeled_oversample_foreground=0.33)
+
+
+class nnUNetTrainerDUMM_classQuantile(nnUNetTrainerDUMM):
+    """The mask keeps the 90 % most certain pixels of every pseudo-label class, per round (not a fixed 0.1)."""
+
+    dumm_config = dataclasses.replace(nnUNetTrainerDUMM.dumm_config, pixel_threshold_mode="class_quantile",
+                                      pixel_keep_quantile=0.9)
+
+
+class nnUNetTrainerDUMM_fgSUS(nnUNetTrainerDUMM):
+    """SUS ranks by pairwise Dice over the classes the models predict: empty agreement is not reliability."""
+
+    dumm_config = dataclasses.replace(nnUNetTrainerDUMM.dumm_config, sample_uncertainty="dice_fg")
+
+
+class nnUNetTrainerDUMM_copyPaste(nnUNetTrainerDUMM):
+    """Labeled boxes (2/3 of the patch, true labels) pasted into the unlabeled patches, after BCP (CVPR 2023)."""
+
+    dumm_config = dataclasses.replace(nnUNetTrainerDUMM.dumm_config, copy_paste=True)
+
+
+class nnUNetTrainerDUMM_teacherInit(nnUNetTrainerDUMM):
+    """The student starts from the weights of the teacher of its fold instead of nnU-Net's initialisation."""
+
+    dumm_config = dataclasses.replace(nnUNetTrainerDUMM.dumm_config, student_init="teacher")
+
+
 class _BudgetPreset:
     """Mixin of a budget preset: ``class X(_BudgetPreset, <arm>, budget="cpu")`` trains ``<arm>`` on that budget.
 
@@ -104,8 +137,10 @@ class _BudgetPreset:
 
     budget: ClassVar[TrainingBudget]
 
-    def __init_subclass__(cls, budget: str, **kwargs):
+    def __init_subclass__(cls, budget: str | None = None, **kwargs):
         super().__init_subclass__(**kwargs)
+        if budget is None:  # a subclass of a preset (e.g. a user's own variant) keeps its budget
+            return
         cls.budget = BUDGETS[budget]
         arm = cls.__bases__[-1]
         cls.__doc__ = f"{arm.__name__} with the '{budget}' budget {cls.budget}"
@@ -128,6 +163,11 @@ class nnUNetTrainerDUMM_noSUS_test(_BudgetPreset, nnUNetTrainerDUMM_noSUS, budge
 class nnUNetTrainerDUMM_noPUM_test(_BudgetPreset, nnUNetTrainerDUMM_noPUM, budget="test"): ...
 class nnUNetTrainerPseudoLabel_test(_BudgetPreset, nnUNetTrainerPseudoLabel, budget="test"): ...
 class nnUNetTrainerDUMM_leakFree_test(_BudgetPreset, nnUNetTrainerDUMM_leakFree, budget="test"): ...
+class nnUNetTrainerDUMM_fgOversample_test(_BudgetPreset, nnUNetTrainerDUMM_fgOversample, budget="test"): ...
+class nnUNetTrainerDUMM_classQuantile_test(_BudgetPreset, nnUNetTrainerDUMM_classQuantile, budget="test"): ...
+class nnUNetTrainerDUMM_fgSUS_test(_BudgetPreset, nnUNetTrainerDUMM_fgSUS, budget="test"): ...
+class nnUNetTrainerDUMM_copyPaste_test(_BudgetPreset, nnUNetTrainerDUMM_copyPaste, budget="test"): ...
+class nnUNetTrainerDUMM_teacherInit_test(_BudgetPreset, nnUNetTrainerDUMM_teacherInit, budget="test"): ...
 
 
 # --- demo
@@ -165,6 +205,13 @@ class nnUNetTrainerPseudoLabel_2000it(_BudgetPreset, nnUNetTrainerPseudoLabel, b
 class nnUNetTrainerDUMM_leakFree_2000it(_BudgetPreset, nnUNetTrainerDUMM_leakFree, budget="2000it"): ...
 
 
+class nnUNetTrainerDUMM_fgOversample_2000it(_BudgetPreset, nnUNetTrainerDUMM_fgOversample, budget="2000it"): ...
+class nnUNetTrainerDUMM_classQuantile_2000it(_BudgetPreset, nnUNetTrainerDUMM_classQuantile, budget="2000it"): ...
+class nnUNetTrainerDUMM_fgSUS_2000it(_BudgetPreset, nnUNetTrainerDUMM_fgSUS, budget="2000it"): ...
+class nnUNetTrainerDUMM_copyPaste_2000it(_BudgetPreset, nnUNetTrainerDUMM_copyPaste, budget="2000it"): ...
+class nnUNetTrainerDUMM_teacherInit_2000it(_BudgetPreset, nnUNetTrainerDUMM_teacherInit, budget="2000it"): ...
+
+
 # --- 5000 iterations: the GPU window preset
 class nnUNetTrainerDUMM_5000it(_BudgetPreset, nnUNetTrainerDUMM, budget="5000it"): ...
 class nnUNetTrainerDUMM_noSUS_5000it(_BudgetPreset, nnUNetTrainerDUMM_noSUS, budget="5000it"): ...
@@ -185,8 +232,11 @@ class nnUNetTrainerStock_10000it(_BudgetPreset, nnUNetTrainer, budget="10000it")
 
 ARMS = (nnUNetTrainer, nnUNetTrainerDUMM, nnUNetTrainerDUMM_noSUS, nnUNetTrainerDUMM_noPUM, nnUNetTrainerPseudoLabel,
         nnUNetTrainerDUMM_leakFree)
+LEVERS = (nnUNetTrainerDUMM_fgOversample, nnUNetTrainerDUMM_classQuantile, nnUNetTrainerDUMM_fgSUS,
+          nnUNetTrainerDUMM_copyPaste, nnUNetTrainerDUMM_teacherInit)
 PRESETS = {name: cls for name, cls in dict(globals()).items()
            if isinstance(cls, type) and issubclass(cls, _BudgetPreset) and cls is not _BudgetPreset}
 
 __all__ = ["BUDGETS", "PROXY_BUDGET", "TrainingBudget", "nnUNetTrainerDUMM_noSUS", "nnUNetTrainerDUMM_noPUM",
-           "nnUNetTrainerPseudoLabel", "nnUNetTrainerDUMM_leakFree", *PRESETS]
+           "nnUNetTrainerPseudoLabel", "nnUNetTrainerDUMM_leakFree", *(lever.__name__ for lever in LEVERS),
+           *PRESETS]
