@@ -227,3 +227,20 @@ def test_incompatible_teachers_are_refused_naming_the_folder(pipeline, tmp_path,
         load_teacher_members([(teacher, 0, "checkpoint_final.pth")], plans_manager,
                              plans_manager.get_configuration("2d"), dataset_json, torch.device("cpu"), True)
     assert str(teacher) in str(error.value)
+
+
+def test_training_a_fold_again_from_scratch_never_reuses_the_earlier_students_labels(pipeline):
+    """The round-2 cache is keyed by the student that made it: a fresh run makes its own and removes the old one,
+    even one that an interrupted run left incomplete."""
+    from nnunetv2.run.run_training import run_training
+
+    trainer = "nnUNetTrainerDUMM_fgSUS_test"
+    caches = pipeline["student"].parent / f"{trainer}__nnUNetPlans__2d" / "fold_0" / "dumm_pseudo_labels"
+    run_training("950", "2d", 0, trainer, device=torch.device("cpu"))
+    (first,) = caches.glob("round2_*")
+    for entry in sorted(first.glob("*.pkl"))[:3]:  # as an interrupted pass of that student would have left it
+        entry.unlink()
+    run_training("950", "2d", 0, trainer, device=torch.device("cpu"))
+    (second,) = caches.glob("round2_*")
+    assert second.name != first.name
+    assert len(list(second.glob("*.pkl"))) == TINY_SPEC.num_unlabeled
