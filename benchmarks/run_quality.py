@@ -95,10 +95,19 @@ ROWS = (
     Row("dumm_nopum", "DUMM without PUM", "nnUNetTrainerDUMM_noPUM"),
     Row("dumm", "DUMM (PUM + SUS), fold 0", "nnUNetTrainerDUMM", seeded=True),
     Row("dumm_ensemble", "DUMM 5-fold student ensemble", "nnUNetTrainerDUMM", ensemble=True),
+    # the levers beyond the paper, one at a time on top of DUMM (chosen on the dev split: --evaluate dev)
+    Row("copy_paste", "DUMM + copy-paste of labeled boxes (BCP)", "nnUNetTrainerDUMM_copyPaste"),
+    Row("class_quantile", "DUMM + per-class quantile mask", "nnUNetTrainerDUMM_classQuantile"),
+    Row("fg_sus", "DUMM + foreground-aware SUS", "nnUNetTrainerDUMM_fgSUS"),
+    Row("fg_oversample", "DUMM + foreground-centred unlabeled patches", "nnUNetTrainerDUMM_fgOversample"),
+    Row("teacher_init", "DUMM + student started from its teacher", "nnUNetTrainerDUMM_teacherInit"),
 )
+LEVER_ROWS = ("copy_paste", "class_quantile", "fg_sus", "fg_oversample", "teacher_init")
 # (row, reference row): the differences the report and summary.json give intervals for
 COMPARISONS = (("dumm", "stock_ensemble"), ("dumm", "stock"), ("dumm_ensemble", "stock_ensemble"),
-               ("stock_2x", "stock"), ("dumm", "stock_2x"), ("pseudo_label", "stock"))
+               ("stock_2x", "stock"), ("dumm", "stock_2x"), ("pseudo_label", "stock"),
+               *((lever, "dumm") for lever in ("copy_paste", "class_quantile", "fg_sus", "fg_oversample",
+                                                "teacher_init")))
 SUMMARY_KEYS = {("dumm", "stock_ensemble"): "dumm_vs_stock_ensemble", ("dumm", "stock"): "dumm_vs_stock_fold0",
                 ("dumm_ensemble", "stock_ensemble"): "dumm_ensemble_vs_stock_ensemble",
                 ("stock_2x", "stock"): "stock_2x_vs_stock_fold0", ("dumm", "stock_2x"): "dumm_vs_stock_2x"}
@@ -656,8 +665,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.seeds is None:
         args.seeds = [0, 1, 2] if args.preset in SEEDED_PRESETS else [0]
     if args.arms is None:
-        args.arms = [row.key for row in ROWS if args.preset in SEEDED_PRESETS or row.key in (
-            "stock", "stock_ensemble", "pseudo_label", "dumm_nosus", "dumm_nopum", "dumm")]
+        args.arms = [row.key for row in ROWS if row.key not in LEVER_ROWS and (
+            args.preset in SEEDED_PRESETS or row.key in (
+                "stock", "stock_ensemble", "pseudo_label", "dumm_nosus", "dumm_nopum", "dumm"))]
     if args.dev_groups is None:
         args.dev_groups = 10 if args.dataset == "acdc" else 300
     if args.teacher_folds < 2:
