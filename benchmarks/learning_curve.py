@@ -118,7 +118,8 @@ def write_reports(stem: Path, args: argparse.Namespace, dev_cases: list[str], po
         f"# Learning curve of stock nnU-Net fold 0: {args.dataset.upper()} {data_tag(args)}",
         "",
         f"Stock nnU-Net (`nnUNetTrainerStock_<N>it`: nnU-Net's trainer, schedule shortened to N iterations in epochs "
-        f"of 100 iterations, plans `{args.plans}`, poly learning rate over the shortened schedule), fold 0, seed {args.seed}, 2d. Scored on "
+        f"of 100 iterations, plans `{args.plans}`, poly learning rate over the shortened schedule), fold 0, "
+        f"seed {args.seed}, 2d. Scored on "
         f"the **dev split** (training-side data, never the test set): {len(dev_cases)} cases of the unlabeled pool "
         f"({args.dev_groups} {'patients' if args.dataset == 'acdc' else 'images'}, seed {args.dev_seed}) with their "
         "true labels; stock nnU-Net never sees the unlabeled pool. Dice x 100, mean over classes per case, then over "

@@ -243,9 +243,8 @@ def generate_volumes(raw: Path, shape: tuple[int, int, int], labeled: int, unlab
 def untrained_teachers(dataset: str, plans: str, folds: int) -> list[str]:
     """Model folders with untrained 3d_fullres networks: memory and speed do not depend on the weights."""
     import torch
-    from nnunetv2.run.run_training import get_trainer_from_args
-
     from batchgenerators.utilities.file_and_folder_operations import save_json
+    from nnunetv2.run.run_training import get_trainer_from_args
 
     out = []
     for fold in range(folds):

@@ -50,14 +50,14 @@ from benchmarks.common import (  # noqa: E402
     git_commit,
     machine_info,
     plan_and_preprocess,
+    plans_variant_name,
     provenance_markdown,
     seed_everything,
     set_nnunet_paths,
-    plans_variant_name,
     trainer_names,
     update_summary,
-    write_plans_variant,
     write_json,
+    write_plans_variant,
 )
 
 CONFIGURATION = "2d"
