@@ -16,7 +16,7 @@ from batchgenerators.dataloading.single_threaded_augmenter import SingleThreaded
 from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
 from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 
-from nnunet_dumm.pseudo_labels import PIXEL_CHANNELS, PseudoLabelCache, PseudoLabelMaps
+from nnunet_dumm.pseudo_labels import PIXEL_CHANNELS, CorruptCacheEntry, PseudoLabelCache, PseudoLabelMaps
 
 __all__ = ["LabelMapDataset", "LabelMapView", "build_unlabeled_loader"]
 
@@ -26,17 +26,20 @@ class LabelMapView:
 
     dtype = np.dtype(np.int16)
 
-    def __init__(self, maps, nonzero_seg, label_maps: PseudoLabelMaps):
-        self._maps, self._nonzero, self._label_maps = maps, nonzero_seg, label_maps
+    def __init__(self, maps, nonzero_seg, label_maps: PseudoLabelMaps, source: str):
+        self._maps, self._nonzero, self._label_maps, self._source = maps, nonzero_seg, label_maps, source
         self.shape = (2, *maps.shape[1:])
         self.ndim = len(self.shape)
 
     def __getitem__(self, index) -> np.ndarray:
         index = index if isinstance(index, tuple) else (index,)
         spatial = tuple(index[1:]) + (slice(None),) * (self.ndim - 1 - len(index[1:]))
-        label_map = self._label_maps.label_map(
-            self._maps[(0, *spatial)], self._maps[(PIXEL_CHANNELS[self._label_maps.pixel_uncertainty], *spatial)],
-            self._nonzero[(0, *spatial)])
+        try:
+            pseudo_label = self._maps[(0, *spatial)]
+            uncertainty = self._maps[(PIXEL_CHANNELS[self._label_maps.pixel_uncertainty], *spatial)]
+        except Exception as e:  # a chunk that does not decode
+            raise CorruptCacheEntry(f"{self._source}: cannot be read ({e}); rerun the pass to recompute it") from e
+        label_map = self._label_maps.label_map(pseudo_label, uncertainty, self._nonzero[(0, *spatial)])
         return label_map[index[0]] if index and not _is_full(index[0]) else label_map
 
 
@@ -63,7 +66,8 @@ class LabelMapDataset(nnUNetDatasetBlosc2):
         cache = PseudoLabelCache(self.cache_folder)
         # foreground oversampling uses the pseudo-label's classes, sampled when the entry was written
         properties = {**properties, "class_locations": cache.properties(identifier)["class_locations"]}
-        return data, LabelMapView(cache.maps(identifier), seg, self.label_maps), None, properties
+        maps = LabelMapView(cache.maps(identifier), seg, self.label_maps, str(cache.folder / f"{identifier}_maps.b2nd"))
+        return data, maps, None, properties
 
 
 def build_unlabeled_loader(labeled_augmenter, label_manager, dataset: LabelMapDataset, batch_size: int,

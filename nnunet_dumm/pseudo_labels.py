@@ -295,24 +295,25 @@ class PseudoLabelCache:
         if not self.done(case):
             return False
         try:
-            self.properties(case)
+            properties = self._properties(case)
         except CorruptCacheEntry:
             return False
-        return not checksum or first_damaged(self.folder, self._properties(case)["files"], True) is None
+        return first_damaged(self.folder, properties["files"], checksum) is None
 
     def _properties(self, case: str) -> dict:
         try:
             with open(self.marker(case), "rb") as f:
                 return pickle.load(f)
         except (OSError, EOFError, pickle.UnpicklingError, ValueError) as e:
-            raise self._corrupt(self.marker(case), e) from e
+            raise self._corrupt(case, self.marker(case), e) from e
 
     def properties(self, case: str) -> dict:
         """The entry's properties; raises ``CorruptCacheEntry`` if a file of the entry lost bytes or vanished."""
         properties = self._properties(case)
         damaged = first_damaged(self.folder, properties["files"], checksum=False)
         if damaged is not None:
-            raise self._corrupt(damaged, "size differs from what was written" if damaged.is_file() else "missing")
+            raise self._corrupt(case, damaged, "size differs from what was written" if damaged.is_file()
+                                else "missing")
         return properties
 
     def _open(self, case: str, suffix: str):
@@ -322,19 +323,18 @@ class PseudoLabelCache:
         try:
             return blosc2.open(urlpath=str(path), mode="r", dparams={"nthreads": 1}, mmap_mode="r")
         except Exception as e:  # blosc2 raises anything from RuntimeError to ValueError on a damaged file
-            raise self._corrupt(path, e) from e
+            raise self._corrupt(case, path, e) from e
 
     def _read(self, case: str, suffix: str, index=slice(None)) -> np.ndarray:
         array = self._open(case, suffix)
         try:
             return array[index]
         except Exception as e:
-            raise self._corrupt(self.folder / f"{case}{suffix}", e) from e
+            raise self._corrupt(case, self.folder / f"{case}{suffix}", e) from e
 
-    def _corrupt(self, path: Path, reason) -> CorruptCacheEntry:
-        return CorruptCacheEntry(f"{path}: cache entry is damaged ({reason}); delete it (or the whole case: "
-                                 f"{path.name.split('_maps')[0].split('_stats')[0].split('_votes')[0]}*) and rerun "
-                                 "to recompute it")
+    def _corrupt(self, case: str, path: Path, reason) -> CorruptCacheEntry:
+        return CorruptCacheEntry(f"{path}: cache entry is damaged ({reason}); rerun the pass "
+                                 f"(nnUNetv2_dumm_pseudo_label, or training) to recompute {case}")
 
     def maps(self, case: str):
         """The memory-mapped blosc2 array of pseudo-label and pixel measures (read chunk by chunk)."""
