@@ -314,14 +314,17 @@ def train_all(models: list[Model], args: argparse.Namespace, dataset_name: str, 
     (models of one list are independent; several students running at once share the teachers' pass)."""
     todo = [m for m in models if not (_model_fold_folder(args.work_dir, dataset_name, m) /
                                       "checkpoint_final.pth").is_file()]
+    def step(model: Model, note: str = ""):
+        return steps.step(_step_name(model, dataset_name),
+                          f"train {model.trainer} fold {model.fold} seed {model.seed} ({model.root}{note})")
+
     for model in models:
         if model not in todo:
-            with steps.step(_step_name(model), f"train {model.trainer} fold {model.fold} seed {model.seed}") as r:
-                r["skipped"] = True
+            with step(model) as record:
+                record["skipped"] = True
     if args.jobs <= 1:
         for model in todo:
-            with steps.step(_step_name(model), f"train {model.trainer} fold {model.fold} seed {model.seed} "
-                            f"({model.root})"):
+            with step(model):
                 train_model(str(args.work_dir), dataset_name, model, args.device)
         return
     import multiprocessing
@@ -333,13 +336,14 @@ def train_all(models: list[Model], args: argparse.Namespace, dataset_name: str, 
         futures = {model: pool.submit(train_model, str(args.work_dir), dataset_name, model, args.device)
                    for model in todo}
         for model, future in futures.items():
-            with steps.step(_step_name(model), f"train {model.trainer} fold {model.fold} seed {model.seed} "
-                            f"({model.root}, {args.jobs} jobs at once)") as record:
+            with step(model, f", {args.jobs} jobs at once") as record:
                 record["worker_wall_s"] = round(future.result(), 1)
 
 
-def _step_name(model: Model) -> str:
-    return f"train_{model.trainer}_fold{model.fold}_seed{model.seed}"
+def _step_name(model: Model, dataset_name: str) -> str:
+    # models of the dev dataset get their own records: the test run's timings stay as they were measured
+    return f"train_{model.trainer}_fold{model.fold}_seed{model.seed}" + ("_dev" if dataset_name.endswith("_dev")
+                                                                          else "")
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
