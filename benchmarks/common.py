@@ -267,7 +267,8 @@ class StepLog:
             entry = {**previous, "resumed_skip_s": round(elapsed, 1)}
         else:
             entry = {"description": description, "wall_s": round(elapsed - paused, 1), "skipped": record["skipped"],
-                     "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                     "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                     "git_commit": git_commit()}  # the code that did this step (a resumed run may be newer)
             if paused:
                 entry["paused_s"] = round(paused, 1)  # benchmarks/pause.py ran other work meanwhile
         entry.update({k: v for k, v in record.items() if k != "skipped"})

@@ -69,6 +69,8 @@ __all__ = [
 # channel of each pixel measure in <case>_maps.b2nd (channel 0 is the pseudo-label)
 PIXEL_CHANNELS = {measure: 1 + i for i, measure in enumerate(PixelUncertainty)}
 _ENTRY_FILES = ("_maps.b2nd", "_stats.b2nd", "_votes.b2nd")
+# part of every cache key: a cache written in another layout lies in another folder and is never read
+CACHE_FORMAT = 2
 
 
 class TeacherModelsMissing(RuntimeError):
@@ -265,6 +267,7 @@ def teacher_sources(teacher_folds: Sequence[tuple[Path, int | str, str]], use_mi
         ],
         "use_mirroring": use_mirroring,
         "data_identifier": data_identifier,
+        "cache_format": CACHE_FORMAT,
     }
 
 
