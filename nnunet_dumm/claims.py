@@ -1,10 +1,11 @@
 """Several processes filling one folder: claim files, so each item is done once, and per-process scratch folders.
 
 Two folds trained at once, DDP ranks and sharded jobs share the unlabeled preprocessing and the pseudo-label
-passes. A process takes an item by creating ``<folder>/.claims/<item>`` exclusively (``O_EXCL``, atomic on local
-and NFS v3+ file systems); it releases the claim once the item's result is in place. A claim whose process is gone
-(same host, pid not alive) or that is older than ``NNUNET_DUMM_CLAIM_TIMEOUT_S`` seconds (default 3600; other
-hosts) is stale and may be taken over: redoing an item is harmless, because results are renamed into place.
+passes. A process takes an item by creating ``<folder>/.claims/<item>`` exclusively (a hard link, atomic on local
+and NFS file systems, with the owner already written); it releases the claim once the item's result is in place. A
+claim whose process is gone (same host, pid not alive) or that is older than ``NNUNET_DUMM_CLAIM_TIMEOUT_S`` seconds
+(default 3600; other hosts) is stale and may be taken over: redoing an item is harmless, because results are
+renamed into place.
 """
 
 from __future__ import annotations
@@ -28,18 +29,22 @@ class Claims:
         """Takes ``item`` for this process; False if another live process holds it."""
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / item
-        for _ in range(2):
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                if not _is_stale(path):
-                    return False
-                path.unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(_owner())
-            return True
-        return False
+        # the claim appears with its owner already in it (a hard link of a written file is atomic and fails if the
+        # claim exists), so another process never reads an empty claim and takes it for a torn one
+        mine = self.folder / f".{item}.{_owner().replace(' ', '_')}"
+        mine.write_text(_owner())
+        try:
+            for _ in range(2):
+                try:
+                    os.link(mine, path)
+                    return True
+                except FileExistsError:
+                    if not _is_stale(path):
+                        return False
+                    path.unlink(missing_ok=True)
+            return False
+        finally:
+            mine.unlink(missing_ok=True)
 
     def release(self, item: str) -> None:
         (self.folder / item).unlink(missing_ok=True)

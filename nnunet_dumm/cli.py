@@ -81,7 +81,12 @@ def pseudo_label_entry(argv: list[str] | None = None) -> None:
         generate_pseudo_labels,
         load_teacher_members,
     )
-    from nnunet_dumm.unlabeled import completed_cases, load_preprocessed_image, unlabeled_preprocessed_folder
+    from nnunet_dumm.unlabeled import (
+        completed_cases,
+        load_preprocessed_image,
+        preprocessed_shape,
+        unlabeled_preprocessed_folder,
+    )
 
     enable_trainer_discovery()
     dataset_name = maybe_convert_to_dataset_name(args.dataset)
@@ -118,7 +123,8 @@ def pseudo_label_entry(argv: list[str] | None = None) -> None:
         _fail(str(e))
     generate_pseudo_labels(members, cases, lambda case: load_preprocessed_image(folder, case), teachers.cache,
                            teachers.sources, class_location_keys(plans_manager.get_label_manager(dataset_json)),
-                           num_parts=args.num_parts, part_id=args.part_id)
+                           num_parts=args.num_parts, part_id=args.part_id,
+                           case_shape=lambda case: preprocessed_shape(folder, case))
 
 
 def ext_trainer_path_entry(argv: list[str] | None = None) -> None:

@@ -61,6 +61,7 @@ __all__ = [
     "class_quantile_thresholds",
     "generate_pseudo_labels",
     "load_teacher_members",
+    "prediction_groups",
     "member_from_network",
     "resolve_teacher_folds",
     "teachers_that_saw",
@@ -461,6 +462,28 @@ def _write_sources(cache: PseudoLabelCache, sources: dict) -> None:
     os.replace(tmp, sources_file)
 
 
+def prediction_groups(cases: Sequence[str], case_shape: Callable[[str], Sequence[int]],
+                      window: SlidingWindow) -> list[list[str]]:
+    """Consecutive cases whose tiles fill one forward pass together; a case with more tiles is a group of its own.
+
+    The groups depend only on the case list and the machine's ``NNUNET_DUMM_VOXELS_PER_FORWARD``, never on which
+    process predicts what or when: a case is always predicted in the same batches, so its pseudo-labels are the
+    same bit for bit whatever the interruptions, shards and concurrent processes (batch composition changes the
+    last bits of a CPU convolution).
+    """
+    budget = max(1, voxels_per_forward(window.device) // _voxels_per_tile(window))
+    groups: list[list[str]] = []
+    tiles = budget
+    for case in cases:
+        case_tiles = window.num_tiles(case_shape(case))
+        if tiles + case_tiles > budget:
+            groups.append([])
+            tiles = 0
+        groups[-1].append(case)
+        tiles += case_tiles
+    return groups
+
+
 def generate_pseudo_labels(
     members: Sequence[EnsembleMember],
     cases: Sequence[str],
@@ -474,12 +497,14 @@ def generate_pseudo_labels(
     part_id: int = 0,
     verbose: bool = True,
     log: Callable[[str], None] = print,
+    case_shape: Callable[[str], Sequence[int]] | None = None,
     poll_s: float = 2.0,
 ) -> None:
     """Runs the ensemble over this part's cases that are not in the cache yet (an interrupted pass resumes).
 
-    Several processes may run this on the same cache at once: each claims the cases it predicts and then waits
-    until the cases others hold are finished (or their claims go stale, then it takes them over).
+    Cases are predicted in ``prediction_groups``. Several processes may run this on the same cache at once: each
+    claims the groups it predicts and then waits until the groups others hold are finished (or their claims go
+    stale, then it takes them over).
 
     Args:
         load_data: returns the preprocessed image ``(c, *spatial)`` of a case.
@@ -488,48 +513,40 @@ def generate_pseudo_labels(
         base: a cache whose ensemble statistics the new members are added to (a later SUS round: the student
             joins the teachers without running them again); None for a pass of ``members`` alone.
         member_weight: the weight of each of ``members`` in the ensemble (the base's members keep theirs).
-        num_parts, part_id: shard the cases like ``nnUNetv2_predict`` so several jobs fill one cache.
+        num_parts, part_id: shard the groups like ``nnUNetv2_predict`` so several jobs fill one cache.
+        case_shape: the spatial shape of a case without reading its data (default: from ``load_data``).
     """
     _write_sources(cache, sources)
     remove_stale_scratch_folders(cache.folder)
-    mine = list(cases)[part_id::num_parts]
-    damaged = [c for c in mine if cache.done(c) and not cache.intact(c)]
-    for case in damaged:
+    shape = case_shape or (lambda case: load_data(case).shape[1:])
+    groups = prediction_groups(list(cases), shape, members[0].window)[part_id::num_parts]
+    mine = [case for group in groups for case in group]
+    for case in [c for c in mine if cache.done(c) and not cache.intact(c)]:
         log(f"pseudo-labels: the cache entry of {case} in {cache.folder} is damaged (size or CRC-32); recomputing it")
         cache.remove(case)
-    pending = [c for c in mine if not cache.done(c)]
+    pending = [g for g in groups if not all(cache.done(c) for c in g)]
     if verbose:
+        todo = sum(not cache.done(c) for g in pending for c in g)
         log(f"pseudo-labels: {len(members)} model(s){' added to ' + str(base.folder) if base else ''}, "
-            f"{len(mine)} cases ({len(mine) - len(pending)} cached) -> {cache.folder}")
+            f"{len(mine)} cases ({len(mine) - todo} cached) -> {cache.folder}")
     start, computed = time.perf_counter(), 0
-    window = members[0].window
-    budget = max(1, voxels_per_forward(window.device)) // max(1, _voxels_per_tile(window))
-    with tqdm(total=len(pending), desc="pseudo-labelling", unit="case", disable=not verbose) as progress:
+    with tqdm(total=sum(len(g) for g in pending), desc="pseudo-labelling", unit="case",
+              disable=not verbose) as progress:
         while pending:
-            group: list[tuple[str, torch.Tensor]] = []
-            tiles = 0
-            for case in pending:
-                if cache.done(case) or not cache.claim(case):
+            for group in pending:
+                if all(cache.done(c) for c in group) or not cache.claim(group[0]):
                     continue
-                if cache.done(case):  # finished by another process between the check and the claim
-                    cache.release(case)
-                    continue
-                data = torch.from_numpy(np.ascontiguousarray(load_data(case)))
-                case_tiles = window.num_tiles(data.shape[1:])
-                if group and tiles + case_tiles > budget:
-                    _predict_group(members, group, cache, base, member_weight, class_location_keys)
-                    computed += len(group)
-                    progress.update(len(group))
-                    group, tiles = [], 0
-                group.append((case, data))
-                tiles += case_tiles
-            if group:
-                _predict_group(members, group, cache, base, member_weight, class_location_keys)
-                computed += len(group)
+                try:
+                    if not all(cache.done(c) for c in group):  # not finished meanwhile by another process
+                        images = [torch.from_numpy(np.ascontiguousarray(load_data(c))) for c in group]
+                        computed += _predict_group(members, group, images, cache, base, member_weight,
+                                                   class_location_keys)
+                finally:
+                    cache.release(group[0])
                 progress.update(len(group))
-            pending = [c for c in pending if not cache.done(c)]
+            pending = [g for g in pending if not all(cache.done(c) for c in g)]
             if pending:  # held by other live processes
-                progress.set_postfix_str(f"waiting for {len(pending)} case(s) claimed by other processes")
+                progress.set_postfix_str(f"waiting for {len(pending)} group(s) claimed by other processes")
                 time.sleep(poll_s)
     if verbose and computed:
         elapsed = time.perf_counter() - start
@@ -558,25 +575,26 @@ def _add_member(member: EnsembleMember, images: list[torch.Tensor], stats: list[
         case_names.append(member.name)
 
 
-def _predict_group(members: Sequence[EnsembleMember], group: list[tuple[str, torch.Tensor]],
+def _predict_group(members: Sequence[EnsembleMember], cases: list[str], images: list[torch.Tensor],
                    cache: PseudoLabelCache, base: PseudoLabelCache | None, member_weight: float,
-                   class_location_keys: Sequence) -> None:
-    cases = [case for case, _ in group]
-    try:
-        if base is None:
-            num_classes = members[0].window.num_classes
-            stats = [EnsembleStatistics.empty(num_classes, data.shape[1:]) for _, data in group]
-            names = [[] for _ in group]
-        else:
-            stats = [base.statistics(case) for case in cases]
-            names = [list(base.properties(case)["members"]) for case in cases]
-        for member in members:
-            _add_member(member, [data for _, data in group], stats, names, member_weight)
-        for case, case_stats, case_names in zip(cases, stats, names):
+                   class_location_keys: Sequence) -> int:
+    """Predicts a group and writes the entries it lacks (an interrupted run may have written some); returns how
+    many it wrote."""
+    if base is None:
+        num_classes = members[0].window.num_classes
+        stats = [EnsembleStatistics.empty(num_classes, image.shape[1:]) for image in images]
+        names = [[] for _ in cases]
+    else:
+        stats = [base.statistics(case) for case in cases]
+        names = [list(base.properties(case)["members"]) for case in cases]
+    for member in members:
+        _add_member(member, images, stats, names, member_weight)
+    written = 0
+    for case, case_stats, case_names in zip(cases, stats, names):
+        if not cache.done(case):
             cache.write(case, case_stats, case_names, members[0].window.patch_size, class_location_keys)
-    finally:
-        for case in cases:
-            cache.release(case)
+            written += 1
+    return written
 
 
 @dataclass(frozen=True)

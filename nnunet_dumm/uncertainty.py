@@ -220,7 +220,8 @@ class EnsembleStatistics:
                 values = (self.sum_p2[slab] / self.total_weight - (fused * fused).sum(0)) / self.num_classes
             else:
                 values = self._pixel(PixelUncertainty.ENTROPY, slab, fused)
-            total += float(values.double().sum())
+            # numpy's sequential pairwise sum: the same bits however many threads torch uses
+            total += float(np.sum(values.numpy(), dtype=np.float64))
             count += values.numel()
         return total / count
 

@@ -33,6 +33,7 @@ __all__ = [
     "find_unlabeled_cases",
     "load_preprocessed_image",
     "preprocess_unlabeled",
+    "preprocessed_shape",
     "unlabeled_preprocessed_folder",
 ]
 
@@ -85,6 +86,13 @@ def damaged_cases(folder: str | Path, checksum: bool = False) -> dict[str, Path]
         if path is not None:
             damaged[case] = path
     return damaged
+
+
+def preprocessed_shape(folder: str | Path, case: str) -> tuple[int, ...]:
+    """The spatial shape of a preprocessed case, read from its blosc2 header only."""
+    import blosc2
+
+    return tuple(blosc2.open(urlpath=str(Path(folder) / f"{case}.b2nd"), mode="r").shape[1:])
 
 
 def load_preprocessed_image(folder: str | Path, case: str) -> np.ndarray:

@@ -16,6 +16,9 @@ import pytest
 from nnunet_dumm.demo_data import DemoDatasetSpec
 
 TINY_SPEC = DemoDatasetSpec(num_labeled=6, num_unlabeled=10, num_test=3, image_size=32, seed=3)
+# Every pass of the suite (and of the processes it starts) in groups of 4 cases of 32 x 32 (4 tiles x 4 mirrors per
+# forward pass), so that passes shared between processes really have several groups to split.
+os.environ["NNUNET_DUMM_VOXELS_PER_FORWARD"] = str(4 * 4 * 32 * 32)
 
 
 @pytest.fixture(scope="session")

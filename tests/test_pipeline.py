@@ -130,7 +130,7 @@ def test_diagnostics_against_true_labels_are_written(pipeline):
         assert diagnostics["num_cases"] == num_cases
         assert 0 <= diagnostics["pseudo_label_dice_mean"] <= 1
         assert set(diagnostics["pixel_accuracy"]) == {"kl", "variance", "entropy", "vote"}
-        assert set(diagnostics["spearman_U_vs_error"]) == {"dust", "dice", "entropy"}
+        assert set(diagnostics["spearman_U_vs_error"]) == {"dust", "dice", "dice_fg", "entropy"}
         assert (fold / f"dumm_diagnostics_round{round_number}.png").stat().st_size > 10_000
 
 

