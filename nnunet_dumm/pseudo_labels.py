@@ -39,7 +39,7 @@ from tqdm import tqdm
 from nnunet_dumm.claims import Claims, process_scratch_folder, remove_stale_scratch_folders
 from nnunet_dumm.config import TeacherSpec
 from nnunet_dumm.integrity import DamagedFile, fingerprint, first_damaged
-from nnunet_dumm.prediction import SlidingWindow, softmax_, voxels_per_forward
+from nnunet_dumm.prediction import SlidingWindow, softmax_
 from nnunet_dumm.uncertainty import (
     EnsembleStatistics,
     PixelUncertainty,
@@ -471,7 +471,7 @@ def prediction_groups(cases: Sequence[str], case_shape: Callable[[str], Sequence
     same bit for bit whatever the interruptions, shards and concurrent processes (batch composition changes the
     last bits of a CPU convolution).
     """
-    budget = max(1, voxels_per_forward(window.device) // _voxels_per_tile(window))
+    budget = window.tiles_per_forward()
     groups: list[list[str]] = []
     tiles = budget
     for case in cases:
@@ -561,10 +561,6 @@ def class_location_keys(label_manager) -> list:
     if label_manager.has_ignore_label:
         keys.append(tuple([-1] + label_manager.all_labels))
     return keys
-
-
-def _voxels_per_tile(window: SlidingWindow) -> int:
-    return int(np.prod(window.patch_size)) * (len(window._mirror_combinations()) + 1)
 
 
 def _add_member(member: EnsembleMember, images: list[torch.Tensor], stats: list[EnsembleStatistics],
