@@ -227,10 +227,12 @@ def disk_per_case(dataset_name: str, cache: Path) -> dict:
     cases = unlabeled_cases(dataset_name)
     preprocessed = folder_bytes(p for c in cases for p in (folder / f"{c}.b2nd", folder / f"{c}_seg.b2nd",
                                                            folder / f"{c}.pkl"))
-    entries = list(cache.glob("*.npz"))
+    # an entry is the case's marker .pkl and its blosc2 arrays (pseudo-label and maps, statistics, votes)
+    entries = [marker.stem for marker in cache.glob("*.pkl")]
+    entry_bytes = folder_bytes(cache / f"{c}{suffix}" for c in entries
+                               for suffix in (".pkl", "_maps.b2nd", "_stats.b2nd", "_votes.b2nd"))
     return {"cases": len(cases), "preprocessed_bytes_per_case": preprocessed / max(1, len(cases)),
-            "cache_entry_bytes_per_case": folder_bytes(entries) / max(1, len(entries)),
-            "cache_entries": len(entries)}
+            "cache_entry_bytes_per_case": entry_bytes / max(1, len(entries)), "cache_entries": len(entries)}
 
 
 def run(args: argparse.Namespace) -> Path:
@@ -398,7 +400,7 @@ def write_reports(stem: Path, args: argparse.Namespace, results: dict, steps: St
         "",
         "## Disk per unlabeled case",
         "",
-        "| image size | preprocessed (.b2nd + _seg.b2nd + .pkl) | pseudo-label cache entry (.npz) | total |",
+        "| image size | preprocessed (.b2nd + _seg.b2nd + .pkl) | pseudo-label cache entry (.pkl + 3 .b2nd) | total |",
         "|---|---:|---:|---:|",
     ]
     for size, r in disk.items():

@@ -14,6 +14,9 @@ Four measurements, each in fresh worker processes on an otherwise idle machine, 
 4. ``unlabeled_loader_vs_labeled_loader``: patches/s of our unlabeled loader vs nnU-Net's labeled training loader
    on that 3-D dataset (same transforms, same patch size, single-threaded). Goal >= 0.9.
 
+Each worker's result is kept in ``<work-dir>/workers/`` and reused by a rerun with the same options, so a
+cut-off run resumes and one measurement is redone alone by deleting its file.
+
 Example (the first two need a quality run's work dir with trained proxy teachers):
     python benchmarks/run_pass_cost.py --quality-work-dir work_dirs/acdc_L7_ds4 --work-dir work_dirs/pass_cost \\
         --before b1cef33
@@ -27,6 +30,7 @@ import os
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/run_pass_cost.py` from anywhere
@@ -38,6 +42,7 @@ from benchmarks.common import (  # noqa: E402
     git_commit,
     machine_info,
     run_subprocess_json,
+    seed_everything,
     set_nnunet_paths,
     write_json,
 )
@@ -135,12 +140,19 @@ def worker_loaders(args: argparse.Namespace) -> dict:
     unlabeled = build_unlabeled_loader(train, trainer.label_manager, dataset, trainer.batch_size,
                                        trainer.oversample_foreground_percent)
     out = {"batch_size": trainer.batch_size, "patch_size": list(trainer.configuration_manager.patch_size)}
+    # Interleaved batches, each loader's random state reseeded alike per batch: whether a patch is rotated or
+    # scaled (10x the cost of a plain crop) is then drawn the same for both loaders, not left to chance per loader
+    seconds = {"labeled": 0.0, "unlabeled": 0.0}
     for name, loader in (("labeled", train), ("unlabeled", unlabeled)):
         next(loader)
-        start = time.perf_counter()
-        for _ in range(args.batches):
+    for batch in range(args.batches):
+        for name, loader in (("labeled", train), ("unlabeled", unlabeled)):
+            seed_everything(batch)
+            start = time.perf_counter()
             next(loader)
-        out[f"{name}_patches_per_s"] = args.batches * trainer.batch_size / (time.perf_counter() - start)
+            seconds[name] += time.perf_counter() - start
+    for name, total in seconds.items():
+        out[f"{name}_patches_per_s"] = args.batches * trainer.batch_size / total
     return out
 
 
@@ -148,12 +160,20 @@ WORKERS = {"pass": worker_pass, "stock_predict": worker_stock_predict, "loaders"
 
 
 def _run_worker(args: argparse.Namespace, worker: str, **options) -> dict:
+    """Runs a worker in a fresh process; its result is kept in the work dir and reused by a rerun with the same
+    options (a cut-off run resumes; one measurement can be redone alone by deleting its file)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", worker, "--work-dir", str(args.work_dir)]
     for key, value in options.items():
         flag = f"--{key.replace('_', '-')}"
         cmd += [flag, *map(str, value)] if isinstance(value, (list, tuple)) else [flag, str(value)]
+    record = args.work_dir / "workers" / f"{worker}_{zlib.crc32(' '.join(cmd[2:]).encode()):08x}.json"
+    if record.is_file():
+        result = json.loads(record.read_text())["result"]
+        print(f"  {worker} (measured earlier, {record}): {json.dumps(result)}")
+        return result
     result, wall, _ = run_subprocess_json(cmd, env={**os.environ, "nnUNet_n_proc_DA": "0"})
     result["wall_s"] = wall
+    write_json(record, {"command": cmd, "result": result})
     print(f"  {worker}: {json.dumps(result)}")
     return result
 
@@ -328,9 +348,35 @@ def write_report(args: argparse.Namespace, results: dict) -> None:
     for key, entry in entries.items():
         lines.append(f"| `{key}` | {entry['value']:.2f} | {entry['goal']} | {'yes' if entry['met'] else 'no'} | "
                      f"{entry['machine']['cpu_cores_usable']} cores, `{entry['command']}` |")
-    lines.append("")
+    lines += ["", *_details_markdown(entries), ""]
     (args.results_dir / "pass_cost.md").write_text("\n".join(lines))
     print("\n".join(lines))
+
+
+def _details_markdown(entries: dict) -> list[str]:
+    """The measured quantities behind each ratio, in units a reader checks against their own machine."""
+    lines = []
+    if "peak_rss_3d_vs_predict_with_probabilities" in entries:
+        d = entries["peak_rss_3d_vs_predict_with_probabilities"]["details"]
+        gib = 2 ** 30
+        lines.append(f"* 3-D case {'x'.join(map(str, d['volume_shape']))} voxels, {d['classes']} classes, plans "
+                     f"`{d['plans']}`: our pass (2 teachers, all statistics) peak RSS "
+                     f"{d['ours']['vm_hwm_bytes'] / gib:.1f} GiB in {d['ours']['pass_s']:.0f} s; nnU-Net's predictor "
+                     f"with `save_probabilities` (1 teacher) {d['stock_predict']['vm_hwm_bytes'] / gib:.1f} GiB in "
+                     f"{d['stock_predict']['predict_s']:.0f} s.")
+    if "unlabeled_loader_vs_labeled_loader" in entries:
+        d = entries["unlabeled_loader_vs_labeled_loader"]["details"]["loaders"]
+        patch = "x".join(map(str, d["patch_size"]))
+        lines.append(f"* Loaders (single-threaded, batch {d['batch_size']}, patch {patch}, interleaved, reseeded "
+                     f"alike per batch): labeled {d['labeled_patches_per_s']:.2f} patches/s, "
+                     f"unlabeled {d['unlabeled_patches_per_s']:.2f}.")
+    for key in ("cpu_throughput_vs_before", "round_transition_vs_one_model_pass"):
+        if key in entries:
+            runs = entries[key]["details"]["runs"]
+            lines.append(f"* `{key}`: " + ", ".join(
+                f"{name} {run['case_models_per_s']:.2f} case-models/s ({run['pass_s']:.0f} s)"
+                for name, run in runs.items()))
+    return lines
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -346,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--volume-shape", type=int, nargs=3, default=[300, 512, 512], metavar=("Z", "Y", "X"))
     parser.add_argument("--network-scale", type=float, default=0.25,
                         help="3d: features per stage x this (untrained teachers: memory is the question)")
-    parser.add_argument("--batches", type=int, default=20, help="3d: loader batches timed")
+    parser.add_argument("--batches", type=int, default=50, help="3d: loader batches timed (each loader)")
     parser.add_argument("--device", default="cpu")
     # worker options
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
