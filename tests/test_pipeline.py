@@ -110,6 +110,43 @@ def test_resume_after_crash_in_round_two_pass(pipeline, monkeypatch):
     assert (fold / "checkpoint_final.pth").is_file()
 
 
+def test_resume_from_a_periodic_checkpoint_in_round_two_reuses_the_rounds_labels(pipeline, monkeypatch):
+    """nnU-Net's periodic checkpoint_latest.pth written after the round-2 transition holds other weights than the
+    student at the transition: the resumed run finds round 2's labels by the transition's record, labelling
+    nothing again. (Fold 'all', which the cross-validation test reuses.)"""
+    import dataclasses
+
+    from nnunetv2.run.run_training import run_training
+
+    import nnunet_dumm.trainers.dumm as dumm
+    from nnunet_dumm.trainers.variants import nnUNetTrainerDUMM_test
+
+    monkeypatch.setattr(nnUNetTrainerDUMM_test, "budget",
+                        dataclasses.replace(nnUNetTrainerDUMM_test.budget, save_every=1))
+    real_epoch_start = dumm.nnUNetTrainerDUMM.on_train_epoch_start
+
+    def killed_in_the_last_epoch(self):
+        if self.current_epoch == self.num_epochs - 1:
+            raise KeyboardInterrupt("simulated kill after a periodic checkpoint in round 2")
+        real_epoch_start(self)
+
+    monkeypatch.setattr(dumm.nnUNetTrainerDUMM, "on_train_epoch_start", killed_in_the_last_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run_training("950", "2d", "all", "nnUNetTrainerDUMM_test", device=torch.device("cpu"))
+    fold = pipeline["student"] / "fold_all"
+    checkpoint = torch.load(fold / "checkpoint_latest.pth", map_location="cpu", weights_only=False)
+    assert checkpoint["current_epoch"] == 3  # written at the end of epoch 2, the first epoch of round 2
+    (round2,) = (fold / "dumm_pseudo_labels").glob("round2_*")
+    entries = {p.name: p.stat().st_mtime_ns for p in round2.glob("*.pkl")}
+    assert len(entries) > 0
+
+    monkeypatch.setattr(dumm.nnUNetTrainerDUMM, "on_train_epoch_start", real_epoch_start)
+    run_training("950", "2d", "all", "nnUNetTrainerDUMM_test", continue_training=True, device=torch.device("cpu"))
+    assert (fold / "checkpoint_final.pth").is_file()
+    assert [p.name for p in (fold / "dumm_pseudo_labels").glob("round2_*")] == [round2.name]
+    assert {p.name: p.stat().st_mtime_ns for p in round2.glob("*.pkl")} == entries
+
+
 def test_resume_with_another_config_is_refused(pipeline, monkeypatch):
     import dataclasses
 

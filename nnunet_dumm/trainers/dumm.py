@@ -67,6 +67,8 @@ RANKING_FILE = "dumm_ranking.json"
 METRICS_FILE = "dumm_metrics.jsonl"
 # fold_X/<this>/round<N>_<key>: the pseudo-labels of a later SUS round with the student in the ensemble
 ROUND_CACHES = "dumm_pseudo_labels"
+# which cache folder (and key) each later round of this fold uses, written at the round's transition
+ROUND_RECORD = "rounds.json"
 
 
 class nnUNetTrainerDUMM(nnUNetTrainer):
@@ -135,7 +137,8 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         self.dumm_ranking = rank_cases(teacher_cache.sample_uncertainty(cases, self.dumm_config.sample_uncertainty))
         if self.local_rank == 0:
             self._write_ranking(teacher_cache)
-        self._enter_round(self.dumm_config.schedule.round_at_epoch(self.current_epoch, self.num_epochs))
+        self._enter_round(self.dumm_config.schedule.round_at_epoch(self.current_epoch, self.num_epochs),
+                          at_transition=False)
 
     def _start_from_teacher(self) -> None:
         """The student's weights from the teacher of its fold (the first teacher if that fold has none)."""
@@ -223,33 +226,50 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
                                    self.label_manager, self.inference_allowed_mirroring_axes, self.device,
                                    self.dumm_config.use_mirroring)
 
-    def _round_cache(self, round_index: int, student: EnsembleMember | None) -> tuple[PseudoLabelCache, dict]:
+    def _round_cache(self, round_index: int, student: EnsembleMember | None, selection: list[str],
+                     at_transition: bool) -> tuple[PseudoLabelCache, dict]:
         """Round 0 (or a round without the student) uses the teachers' shared cache; later rounds their own.
 
-        A later round's cache is keyed by the teachers and the student's weights, like the teachers' cache, so a
-        fold trained again from scratch never reuses the labels of an earlier student; caches of this fold's
-        earlier students are removed.
+        A later round's cache is keyed by the teachers and the student's weights at the round's transition, like
+        the teachers' cache, so a fold trained again from scratch never reuses the labels of an earlier student;
+        caches of this fold's earlier students are removed. The key is recorded at the transition: a run resumed
+        from a checkpoint written later in the round (nnU-Net's periodic ``checkpoint_latest.pth``) holds other
+        weights and must find the round's labels by that record, not by its own weights (unless those labels are
+        gone: then they are made again, by the student as it is now, under its own key).
         """
         if round_index == 0 or not self.dumm_config.student_joins_ensemble:
             return self.dumm_teachers.cache, self.dumm_teachers.sources
-        sources = {"teachers": self.dumm_teachers.sources,
-                   "student_weights_sha256": _state_dict_digest(student.window.network.state_dict()),
-                   "student_weight": self.dumm_config.student_weight}
-        name = f"round{round_index + 1}_{sources_key(sources)}"
         folder = Path(self.output_folder) / ROUND_CACHES
-        if self.local_rank == 0 and folder.is_dir():
-            for stale in folder.glob(f"round{round_index + 1}_*"):
+        record_file, round_name = folder / ROUND_RECORD, f"round{round_index + 1}"
+        recorded = json.loads(record_file.read_text()) if record_file.is_file() and not at_transition else {}
+        if round_name in recorded and all(PseudoLabelCache(folder / recorded[round_name]["folder"]).done(c)
+                                          for c in selection):
+            sources, name = recorded[round_name]["sources"], recorded[round_name]["folder"]
+        else:
+            sources = {"teachers": self.dumm_teachers.sources,
+                       "student_weights_sha256": _state_dict_digest(student.window.network.state_dict()),
+                       "student_weight": self.dumm_config.student_weight}
+            name = f"{round_name}_{sources_key(sources)}"
+        if self.local_rank == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+            for stale in folder.glob(f"{round_name}_*"):
                 if stale.name != name:
                     shutil.rmtree(stale)
+            records = json.loads(record_file.read_text()) if record_file.is_file() else {}
+            records[round_name] = {"folder": name, "sources": sources}
+            temporary = record_file.with_suffix(".partial")
+            temporary.write_text(json.dumps(records, indent=1))
+            os.replace(temporary, record_file)
         self._barrier()
         return PseudoLabelCache(folder / name), sources
 
-    def _enter_round(self, round_index: int) -> None:
+    def _enter_round(self, round_index: int, at_transition: bool) -> None:
+        """Starts a SUS round: at its transition epoch, or where a resumed run stands (``at_transition=False``)."""
         config = self.dumm_config
         selection = config.schedule.select(self.dumm_ranking, round_index)
         joins = round_index > 0 and config.student_joins_ensemble
         student = self._student_member() if joins else None
-        cache, sources = self._round_cache(round_index, student)
+        cache, sources = self._round_cache(round_index, student, selection, at_transition)
         if joins and not all(cache.done(c) for c in selection):
             self.set_deep_supervision_enabled(False)
             # the student is added to the teachers' cached statistics: the teachers do not run again
@@ -336,7 +356,7 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         round_index = self.dumm_config.schedule.round_at_epoch(self.current_epoch, self.num_epochs)
         if round_index != self.dumm_round:
             self._save_transition_checkpoint()
-            self._enter_round(round_index)
+            self._enter_round(round_index, at_transition=True)
         super().on_train_epoch_start()
 
     def _save_transition_checkpoint(self) -> None:

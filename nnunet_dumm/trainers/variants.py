@@ -27,15 +27,23 @@ from nnunet_dumm.trainers.dumm import nnUNetTrainerDUMM
 
 @dataclass(frozen=True)
 class TrainingBudget:
-    """How long nnU-Net trains: epochs, training and validation iterations per epoch."""
+    """How long nnU-Net trains: epochs, training and validation iterations per epoch, and how often it writes
+    ``checkpoint_latest.pth`` (nnU-Net's 50 epochs would mean never in a short schedule: a killed run restarts)."""
 
     num_epochs: int
     iterations_per_epoch: int
     val_iterations_per_epoch: int
+    save_every: int = 50
 
     @property
     def iterations(self) -> int:
         return self.num_epochs * self.iterations_per_epoch
+
+
+def _epochs_of_100(iterations: int) -> TrainingBudget:
+    """A schedule of ``iterations`` in epochs of 100 (10 validation iterations), checkpointed every 5 epochs."""
+    return TrainingBudget(num_epochs=iterations // 100, iterations_per_epoch=100, val_iterations_per_epoch=10,
+                          save_every=5)
 
 
 BUDGETS = {
@@ -51,14 +59,14 @@ BUDGETS = {
     "gpu": TrainingBudget(num_epochs=20, iterations_per_epoch=50, val_iterations_per_epoch=5),
     # the learning curve of stock nnU-Net that decides the proxy budget (benchmarks/learning_curve.py); validation
     # iterations only feed nnU-Net's pseudo Dice (checkpoint_best), not any reported number
-    "500it": TrainingBudget(num_epochs=5, iterations_per_epoch=100, val_iterations_per_epoch=10),
-    "1000it": TrainingBudget(num_epochs=10, iterations_per_epoch=100, val_iterations_per_epoch=10),
-    "2000it": TrainingBudget(num_epochs=20, iterations_per_epoch=100, val_iterations_per_epoch=10),
-    "4000it": TrainingBudget(num_epochs=40, iterations_per_epoch=100, val_iterations_per_epoch=10),
-    "8000it": TrainingBudget(num_epochs=80, iterations_per_epoch=100, val_iterations_per_epoch=10),
+    "500it": _epochs_of_100(iterations=500),
+    "1000it": _epochs_of_100(iterations=1000),
+    "2000it": _epochs_of_100(iterations=2000),
+    "4000it": _epochs_of_100(iterations=4000),
+    "8000it": _epochs_of_100(iterations=8000),
     # a GPU window (about 10 minutes on one H200, several models at once): 5x the gpu preset's iterations
-    "5000it": TrainingBudget(num_epochs=50, iterations_per_epoch=100, val_iterations_per_epoch=10),
-    "10000it": TrainingBudget(num_epochs=100, iterations_per_epoch=100, val_iterations_per_epoch=10),
+    "5000it": _epochs_of_100(iterations=5000),
+    "10000it": _epochs_of_100(iterations=10000),
 }
 # The benchmarks' proxy preset: the smallest budget whose doubling adds less than 1 Dice point to stock nnU-Net
 # fold 0 on the dev split (benchmarks/results/*_learning_curve_*.md). Every arm gets it; stock also gets twice it.
@@ -154,6 +162,7 @@ class _BudgetPreset:
         self.num_epochs = self.budget.num_epochs
         self.num_iterations_per_epoch = self.budget.iterations_per_epoch
         self.num_val_iterations_per_epoch = self.budget.val_iterations_per_epoch
+        self.save_every = self.budget.save_every
 
 
 # --- test
