@@ -270,18 +270,20 @@ def _existing(path: Path) -> str | None:
     return str(path) if path.is_file() else None
 
 
-def _run_one(args: tuple[UnlabeledPreprocessingTarget, str, list[str], str | None]) -> str:
-    """Preprocesses one case unless another process (a second fold started at the same time) has claimed it."""
+def _run_one(args: tuple[UnlabeledPreprocessingTarget, str, list[str], str | None]) -> bool:
+    """Preprocesses one case unless another process (a second fold started at the same time) has claimed or
+    finished it; True if this process preprocessed it."""
     target, case, files, true_label_file = args
     claims = Claims(target.output_folder)
     if case in completed_cases(target.output_folder) or not claims.claim(case):
-        return case
+        return False
     try:
-        if case not in completed_cases(target.output_folder):
-            target.preprocess_case(case, files, true_label_file)
+        if case in completed_cases(target.output_folder):
+            return False
+        target.preprocess_case(case, files, true_label_file)
+        return True
     finally:
         claims.release(case)
-    return case
 
 
 def preprocess_unlabeled(
@@ -347,13 +349,15 @@ def preprocess_unlabeled(
     jobs = [(target, c, cases[c], _existing(true_labels / f"{c}{dataset_json['file_ending']}")) for c in todo]
     progress = tqdm(total=len(cases), initial=len(done), desc="preprocessing unlabeled", unit="case",
                     disable=not verbose)
+    preprocessed_here = 0
     if num_processes <= 1:
         for job in jobs:
-            _run_one(job)
+            preprocessed_here += _run_one(job)
             progress.update()
     else:
         with multiprocessing.get_context("spawn").Pool(num_processes) as pool:
-            for _ in pool.imap_unordered(_run_one, jobs):
+            for done_here in pool.imap_unordered(_run_one, jobs):
+                preprocessed_here += done_here
                 progress.update()
     # cases claimed by another process that runs at the same time: wait until they are finished
     while pending := [c for c in todo if c not in set(completed_cases(output))]:
@@ -361,9 +365,11 @@ def preprocess_unlabeled(
         time.sleep(1.0)
         for job in jobs:  # a claim of a process that died meanwhile is stale: take the case over
             if job[1] in pending:
-                _run_one(job)
+                preprocessed_here += _run_one(job)
     progress.close()
     if verbose:
-        print(f"{len(cases)} unlabeled cases ({len(todo)} new, {len(done)} already done) in {output}")
+        by_others = f", {len(todo) - preprocessed_here} by another process" if preprocessed_here < len(todo) else ""
+        print(f"{len(cases)} unlabeled cases ({len(todo)} new: {preprocessed_here} preprocessed here{by_others}; "
+              f"{len(done)} already done) in {output}")
     return output
 

@@ -72,7 +72,8 @@ def test_sigkill_during_unlabeled_preprocessing_then_rerun_gives_identical_files
 
         rerun = run_console_script(["nnUNetv2_dumm_preprocess_unlabeled", "-d", "950", "-c", "2d"])
         assert rerun.returncode == 0, rerun.stderr[-2000:]
-        assert f"{TINY_SPEC.num_unlabeled - 1} new, 1 already done" in rerun.stdout
+        redone = TINY_SPEC.num_unlabeled - 1
+        assert f"{redone} new: {redone} preprocessed here; 1 already done" in rerun.stdout
         assert _files(folder) == _files(reference)
     finally:  # the other tests get the original files back whatever happened here
         shutil.rmtree(folder, ignore_errors=True)
