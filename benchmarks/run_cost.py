@@ -150,7 +150,7 @@ def worker_pseudo_label(args: argparse.Namespace) -> dict:
         resolve_teacher_folds,
         teacher_sources,
     )
-    from nnunet_dumm.unlabeled import load_preprocessed_image
+    from nnunet_dumm.unlabeled import load_preprocessed_image, preprocessed_shape
 
     start = time.perf_counter()
     preprocessed = Path(os.environ["nnUNet_preprocessed"]) / args.dataset_name
@@ -169,7 +169,8 @@ def worker_pseudo_label(args: argparse.Namespace) -> dict:
     start = time.perf_counter()
     generate_pseudo_labels(members, cases, lambda case: load_preprocessed_image(folder, case), cache,
                            teacher_sources(folds, True, configuration_manager.data_identifier),
-                           class_location_keys(plans_manager.get_label_manager(dataset_json)), verbose=False)
+                           class_location_keys(plans_manager.get_label_manager(dataset_json)),
+                           case_shape=lambda case: preprocessed_shape(folder, case), verbose=False)
     return {"cases": len(cases), "models": len(members), "setup_s": setup, "pass_s": time.perf_counter() - start,
             "vm_hwm_bytes": _vm_hwm()}
 

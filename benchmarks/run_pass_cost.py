@@ -71,6 +71,7 @@ def worker_pass(args: argparse.Namespace) -> dict:
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     import nnunet_dumm.pseudo_labels as pseudo_labels
+    import nnunet_dumm.unlabeled as unlabeled  # preprocessed_shape exists only in this code, not in --before's
     from nnunet_dumm.unlabeled import completed_cases, load_preprocessed_image, unlabeled_preprocessed_folder
 
     assert Path(pseudo_labels.__file__).is_relative_to(args.code_root), pseudo_labels.__file__
@@ -92,6 +93,8 @@ def worker_pass(args: argparse.Namespace) -> dict:
     if "class_location_keys" in inspect.signature(pseudo_labels.generate_pseudo_labels).parameters:
         kwargs["class_location_keys"] = pseudo_labels.class_location_keys(
             plans_manager.get_label_manager(dataset_json))
+    if "case_shape" in inspect.signature(pseudo_labels.generate_pseudo_labels).parameters:
+        kwargs["case_shape"] = lambda c: unlabeled.preprocessed_shape(folder, c)
     if args.base:
         kwargs["base"] = pseudo_labels.PseudoLabelCache(args.base)
     start = time.perf_counter()

@@ -491,13 +491,14 @@ def generate_pseudo_labels(
     cache: PseudoLabelCache,
     sources: dict,
     class_location_keys: Sequence,
+    *,
+    case_shape: Callable[[str], Sequence[int]],
     base: PseudoLabelCache | None = None,
     member_weight: float = 1.0,
     num_parts: int = 1,
     part_id: int = 0,
     verbose: bool = True,
     log: Callable[[str], None] = print,
-    case_shape: Callable[[str], Sequence[int]] | None = None,
     poll_s: float = 2.0,
 ) -> None:
     """Runs the ensemble over this part's cases that are not in the cache yet (an interrupted pass resumes).
@@ -514,12 +515,12 @@ def generate_pseudo_labels(
             joins the teachers without running them again); None for a pass of ``members`` alone.
         member_weight: the weight of each of ``members`` in the ensemble (the base's members keep theirs).
         num_parts, part_id: shard the groups like ``nnUNetv2_predict`` so several jobs fill one cache.
-        case_shape: the spatial shape of a case without reading its data (default: from ``load_data``).
+        case_shape: the spatial shape of a case without reading its data (``unlabeled.preprocessed_shape``):
+            the groups are planned before any case is loaded.
     """
     _write_sources(cache, sources)
     remove_stale_scratch_folders(cache.folder)
-    shape = case_shape or (lambda case: load_data(case).shape[1:])
-    groups = prediction_groups(list(cases), shape, members[0].window)[part_id::num_parts]
+    groups = prediction_groups(list(cases), case_shape, members[0].window)[part_id::num_parts]
     mine = [case for group in groups for case in group]
     for case in [c for c in mine if cache.done(c) and not cache.intact(c)]:
         log(f"pseudo-labels: the cache entry of {case} in {cache.folder} is damaged (size or CRC-32); recomputing it")

@@ -108,7 +108,7 @@ def test_round_pass_adds_the_student_to_cached_teacher_statistics(pipeline, tmp_
     """Round 2 without running the teachers: the same labels as all three models predicting from scratch."""
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    from nnunet_dumm.unlabeled import load_preprocessed_image, unlabeled_preprocessed_folder
+    from nnunet_dumm.unlabeled import load_preprocessed_image, preprocessed_shape, unlabeled_preprocessed_folder
 
     (teacher_folder,) = (pipeline["preprocessed"] / "dumm_pseudo_labels").iterdir()
     folder = unlabeled_preprocessed_folder("Dataset950_DUMMDemo", "nnUNetPlans_2d")
@@ -120,7 +120,8 @@ def test_round_pass_adds_the_student_to_cached_teacher_statistics(pipeline, tmp_
     cases = sorted(p.stem for p in teacher_folder.glob("*.pkl"))[:4]
     round_cache = PseudoLabelCache(tmp_path / "round2")
     generate_pseudo_labels([student], cases, lambda c: load_preprocessed_image(folder, c), round_cache,
-                           {"test": "round2"}, [1, 2, 3], base=PseudoLabelCache(teacher_folder), verbose=False)
+                           {"test": "round2"}, [1, 2, 3], case_shape=lambda c: preprocessed_shape(folder, c),
+                           base=PseudoLabelCache(teacher_folder), verbose=False)
     for case in cases:
         data = torch.from_numpy(load_preprocessed_image(folder, case))
         probs = torch.cat([nnunet_probabilities(pipeline["stock"], (0, 1), data),

@@ -241,10 +241,10 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
             return self.dumm_teachers.cache, self.dumm_teachers.sources
         folder = Path(self.output_folder) / ROUND_CACHES
         record_file, round_name = folder / ROUND_RECORD, f"round{round_index + 1}"
-        recorded = json.loads(record_file.read_text()) if record_file.is_file() and not at_transition else {}
-        if round_name in recorded and all(PseudoLabelCache(folder / recorded[round_name]["folder"]).done(c)
-                                          for c in selection):
-            sources, name = recorded[round_name]["sources"], recorded[round_name]["folder"]
+        records = json.loads(record_file.read_text()) if record_file.is_file() else {}
+        recorded = None if at_transition else records.get(round_name)
+        if recorded and all(PseudoLabelCache(folder / recorded["folder"]).done(c) for c in selection):
+            sources, name = recorded["sources"], recorded["folder"]
         else:
             sources = {"teachers": self.dumm_teachers.sources,
                        "student_weights_sha256": _state_dict_digest(student.window.network.state_dict()),
@@ -255,7 +255,6 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
             for stale in folder.glob(f"{round_name}_*"):
                 if stale.name != name:
                     shutil.rmtree(stale)
-            records = json.loads(record_file.read_text()) if record_file.is_file() else {}
             records[round_name] = {"folder": name, "sources": sources}
             temporary = record_file.with_suffix(".partial")
             temporary.write_text(json.dumps(records, indent=1))
