@@ -23,6 +23,7 @@ from nnunet_dumm.uncertainty import EnsembleStatistics, PixelUncertainty
 from tests.conftest import TINY_SPEC
 
 EPS = 1e-6
+NEAR_TIE = 0.02  # probability margin; nnU-Net's float16 logits move probabilities by ~1e-3
 
 
 def reference_measures(probs: torch.Tensor) -> dict:
@@ -48,7 +49,10 @@ def reference_measures(probs: torch.Tensor) -> dict:
                 denominator = a.sum() + b.sum()
                 scores.append(1.0 if denominator == 0 else float(2 * (a & b).sum() / denominator))
             pair_dice.append(sum(scores) / len(scores))
+    top2 = torch.cat([probs, fused[None]]).topk(2, dim=1).values
     return {
+        # an argmax tie of a member or of the fused probabilities, where float16 vs float32 may pick either class
+        "near_tie": ((top2[:, 0] - top2[:, 1]) < NEAR_TIE).any(0).numpy(),
         "pseudo_label": fused.argmax(0).numpy(),
         "u": {k: torch.round(v * 255).to(torch.uint8).numpy() for k, v in u.items()},
         "U": {"dust": float(((probs - fused[None]) ** 2).mean()), "entropy": float(u["entropy"].mean()),
@@ -71,13 +75,17 @@ def nnunet_probabilities(model_folder: Path, folds, data: torch.Tensor) -> torch
 
 
 def assert_entry_matches(cache: PseudoLabelCache, case: str, reference: dict) -> None:
-    pseudo_label = cache.pseudo_label(case)
     # nnU-Net accumulates logits in float16, we in float32: only pixels at an argmax tie (of the fused or of a
-    # member's prediction, for vote) or at a rounding boundary may differ
-    assert (pseudo_label == reference["pseudo_label"]).mean() >= 0.995
+    # member's prediction) may differ in the argmax-based maps, only pixels at a rounding boundary in the others
+    clear = ~reference["near_tie"]
+    assert clear.mean() >= 0.9, "too few pixels away from a tie for the comparison to mean anything"
+    np.testing.assert_array_equal(cache.pseudo_label(case)[clear], reference["pseudo_label"][clear])
     for measure in PixelUncertainty:
         difference = np.abs(cache.pixel_uncertainty(case, measure).astype(int) - reference["u"][measure.value])
-        assert (difference <= 2).mean() >= 0.99, measure
+        if measure is PixelUncertainty.VOTE:
+            assert (difference[clear] <= 2).all(), measure
+        else:
+            assert (difference <= 2).mean() >= 0.99, measure
     properties = cache.properties(case)
     for measure, value in reference["U"].items():
         # one pixel of one model's argmax at a tie moves a pairwise Dice of these small structures by up to 0.01
