@@ -100,3 +100,20 @@ def test_only_selected_cases_are_sampled(trainer, cache):
     keys = {k for _ in range(5) for k in next(loader)["keys"]}
     assert keys <= set(selection)
     assert keys == set(selection)
+
+
+@pytest.mark.parametrize("weighting", list(PixelWeighting))
+@pytest.mark.parametrize("class_thresholds", [None, (0.5, 0.05, 0.2)])
+def test_label_map_weights_are_the_quantised_pixel_weights(weighting, class_thresholds):
+    """The loader's table lookup gives each pixel exactly ``round(weights * levels)``; -1 outside the nonzero crop."""
+    maps = PseudoLabelMaps(PixelUncertainty.KL, weighting, 0.3, 100, 3, class_thresholds)
+    generator = np.random.default_rng(0)
+    pseudo_label = generator.integers(0, 3, (4, 9, 7), dtype=np.uint8)
+    uncertainty = generator.integers(0, 256, (4, 9, 7), dtype=np.uint8)
+    nonzero = np.where(generator.random((4, 9, 7)) < 0.2, -1, 0).astype(np.int16)
+    label_map = maps.label_map(pseudo_label, uncertainty, nonzero)
+    expected = torch.round(maps.weights(uncertainty, pseudo_label) * 100).to(torch.int16).numpy()
+    np.testing.assert_array_equal(label_map[1], expected)
+    np.testing.assert_array_equal(label_map[0], np.where(nonzero < 0, -1, pseudo_label.astype(np.int16)))
+    levels = len(np.unique(label_map[1]))  # mask and none are binary, the soft weightings take many levels
+    assert levels == 1 if weighting == "none" else levels == 2 if weighting == "mask" else levels > 10
