@@ -132,6 +132,51 @@ class _PatchSeededTransforms:
         return self.transforms(**data)
 
 
+def worker_truth_cache(args: argparse.Namespace) -> dict:
+    """Pseudo-label cache entries of the labeled cases that look like a trained ensemble's: the true label, certain
+    inside each region and uncertain (0.55 / 0.45, masked by the default threshold) on region boundaries.
+
+    Untrained teachers are fine for memory, not for the loader: their entropy masks every voxel, and a weight
+    channel of one value is copied, not resampled, by nnU-Net's spatial transform."""
+    import numpy as np
+    import torch
+    from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from nnunet_dumm.pseudo_labels import PseudoLabelCache, class_location_keys
+    from nnunet_dumm.uncertainty import EnsembleStatistics
+
+    preprocessed = Path(os.environ["nnUNet_preprocessed"]) / args.dataset
+    plans = PlansManager(str(preprocessed / f"{args.plans}.json"))
+    configuration = plans.get_configuration(args.configuration)
+    folder = preprocessed / configuration.data_identifier
+    label_manager = plans.get_label_manager(json.loads((preprocessed / "dataset.json").read_text()))
+    cache = PseudoLabelCache(args.cache)
+    cases = sorted(p.name[:-len(".b2nd")] for p in folder.glob("*.b2nd") if not p.name.endswith("_seg.b2nd"))
+    boundary_fractions = []
+    for case in cases:
+        if cache.done(case):
+            continue
+        seg = torch.from_numpy(nnUNetDatasetBlosc2(str(folder), [case]).load_case(case)[1][0].astype(np.int64))
+        seg.clamp_(min=0)  # outside nnU-Net's nonzero crop: background
+        boundary = torch.zeros(seg.shape, dtype=torch.bool)
+        for axis in range(seg.ndim):
+            differs = seg.narrow(axis, 1, seg.shape[axis] - 1) != seg.narrow(axis, 0, seg.shape[axis] - 1)
+            boundary.narrow(axis, 1, seg.shape[axis] - 1).logical_or_(differs)
+            boundary.narrow(axis, 0, seg.shape[axis] - 1).logical_or_(differs)
+        probs = torch.nn.functional.one_hot(seg, label_manager.num_segmentation_heads).movedim(-1, 0).float()
+        del seg
+        probs.mul_(torch.where(boundary, 0.55, 1.0))
+        probs[0].add_(torch.where(boundary, 0.45, 0.0))  # boundary voxels of background: (1.0, ...), still certain
+        boundary_fractions.append(float(boundary.float().mean()))
+        del boundary
+        stats = EnsembleStatistics.empty(probs.shape[0], probs.shape[1:])
+        stats.add(probs)
+        del probs
+        cache.write(case, stats, ["truth"], configuration.patch_size, class_location_keys(label_manager))
+    return {"cases": cases, "boundary_fractions": boundary_fractions}
+
+
 def worker_loaders(args: argparse.Namespace) -> dict:
     """Patches/s of nnU-Net's labeled training loader and of our unlabeled loader, same transforms."""
     import torch
@@ -139,19 +184,19 @@ def worker_loaders(args: argparse.Namespace) -> dict:
 
     from nnunet_dumm.dataloading import LabelMapDataset, build_unlabeled_loader
     from nnunet_dumm.pseudo_labels import PseudoLabelCache, PseudoLabelMaps
-    from nnunet_dumm.unlabeled import completed_cases, unlabeled_preprocessed_folder
 
     torch.set_num_threads(1)
     trainer = get_trainer_from_args(args.dataset, args.configuration, "all", "nnUNetTrainerDUMM", args.plans,
                                     device=torch.device("cpu"))
     trainer.initialize()
     train, val = trainer.get_dataloaders()
-    folder = unlabeled_preprocessed_folder(args.dataset, trainer.configuration_manager.data_identifier)
     config = trainer.dumm_config
     maps = PseudoLabelMaps(config.pixel_uncertainty, config.pixel_weighting, config.pixel_threshold,
                            config.weight_levels, trainer.label_manager.num_segmentation_heads)
-    cached = [c for c in completed_cases(folder) if PseudoLabelCache(args.base).done(c)]
-    dataset = LabelMapDataset(str(folder), cached, args.base, maps)
+    # the labeled cases, with the pseudo-labels of worker_truth_cache: both loaders see the same label maps
+    labeled = getattr(train, "data_loader", None) or train.generator
+    cached = [c for c in labeled.indices if PseudoLabelCache(args.base).done(c)]
+    dataset = LabelMapDataset(trainer.preprocessed_dataset_folder, cached, args.base, maps)
     unlabeled = build_unlabeled_loader(train, trainer.label_manager, dataset, trainer.batch_size,
                                        trainer.oversample_foreground_percent)
     out = {"batch_size": trainer.batch_size, "patch_size": list(trainer.configuration_manager.patch_size)}
@@ -175,7 +220,8 @@ def worker_loaders(args: argparse.Namespace) -> dict:
     return out
 
 
-WORKERS = {"pass": worker_pass, "stock_predict": worker_stock_predict, "loaders": worker_loaders}
+WORKERS = {"pass": worker_pass, "stock_predict": worker_stock_predict, "truth_cache": worker_truth_cache,
+           "loaders": worker_loaders}
 
 
 def _run_worker(args: argparse.Namespace, worker: str, **options) -> dict:
@@ -338,7 +384,9 @@ def measure_3d(args: argparse.Namespace) -> dict:
         (one_image / source.name).symlink_to(source)
     stock = _run_worker(args, "stock_predict", teachers=teachers, images=one_image,
                         cache=args.work_dir / "stock_3d", **common)
-    loaders = _run_worker(args, "loaders", base=args.work_dir / "cache_3d", batches=args.batches, **common)
+    truth = _run_worker(args, "truth_cache", cache=args.work_dir / "cache_3d_truth", **common)
+    loaders = _run_worker(args, "loaders", base=args.work_dir / "cache_3d_truth", batches=args.batches, **common)
+    loaders["truth_cache"] = truth
     return {"dataset": dataset, "plans": plans, "volume_shape": args.volume_shape, "classes": NUM_CLASSES_3D,
             "ours": ours, "stock_predict": stock, "loaders": loaders,
             "peak_rss_3d_vs_predict_with_probabilities": ours["vm_hwm_bytes"] / stock["vm_hwm_bytes"],
@@ -386,9 +434,11 @@ def _details_markdown(entries: dict) -> list[str]:
     if "unlabeled_loader_vs_labeled_loader" in entries:
         d = entries["unlabeled_loader_vs_labeled_loader"]["details"]["loaders"]
         patch = "x".join(map(str, d["patch_size"]))
+        masked = 100 * sum(d["truth_cache"]["boundary_fractions"]) / len(d["truth_cache"]["boundary_fractions"])
         lines.append(f"* Loaders (single-threaded, batch {d['batch_size']}, patch {patch}, interleaved, the k-th "
-                     f"patch of each transformed with the same seed): labeled {d['labeled_patches_per_s']:.2f} patches/s, "
-                     f"unlabeled {d['unlabeled_patches_per_s']:.2f}.")
+                     f"patch of each transformed with the same seed) on the labeled cases, pseudo-labels = their true "
+                     f"labels with the {masked:.1f} % of voxels on region boundaries masked: labeled "
+                     f"{d['labeled_patches_per_s']:.2f} patches/s, unlabeled {d['unlabeled_patches_per_s']:.2f}.")
     for key in ("cpu_throughput_vs_before", "round_transition_vs_one_model_pass"):
         if key in entries:
             runs = entries[key]["details"]["runs"]

@@ -1,10 +1,12 @@
 """Unlabeled batches with exactly nnU-Net's training augmentation and deep-supervision target pyramid.
 
-The per-case label map (pseudo-label and weight, see ``PseudoLabelMaps``) takes the place of the segmentation in
-nnU-Net's data loader, so every spatial transform, mirror and downsampling for deep supervision applies to it
-exactly as to a real segmentation and it stays aligned with the augmented image. The map is a view: a patch reads
-only the blosc2 chunks it covers of the cached pseudo-label and uncertainty, as nnU-Net's loader reads only the
-chunks of an image, so 3-D cases are never decompressed whole.
+The per-case label map (the pseudo-label with its mask, and the weight where it is soft: ``PseudoLabelMaps``) takes
+the place of the segmentation in nnU-Net's data loader, so every spatial transform, mirror and downsampling for deep
+supervision applies to it exactly as to a real segmentation and it stays aligned with the augmented image. Padding
+outside the image counts as background in the label channel, as nnU-Net's loss counts it in labeled patches
+(a soft weight channel pads it with weight 0). The map is a view: a patch reads only the blosc2 chunks it covers
+of the cached pseudo-label and uncertainty, as nnU-Net's loader reads only the chunks of an image, so 3-D cases are
+never decompressed whole.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ __all__ = ["LabelMapDataset", "LabelMapView", "build_unlabeled_loader"]
 
 
 class LabelMapView:
-    """An int16 ``(2, *spatial)`` label map computed on demand for the indexed region only."""
+    """An int16 ``(PseudoLabelMaps.num_channels, *spatial)`` label map computed on demand for the indexed region
+    only."""
 
     dtype = np.dtype(np.int16)
 
     def __init__(self, maps, nonzero_seg, label_maps: PseudoLabelMaps, source: str):
         self._maps, self._nonzero, self._label_maps, self._source = maps, nonzero_seg, label_maps, source
-        self.shape = (2, *maps.shape[1:])
+        self.shape = (label_maps.num_channels, *maps.shape[1:])
         self.ndim = len(self.shape)
 
     def __getitem__(self, index) -> np.ndarray:

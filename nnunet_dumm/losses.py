@@ -8,7 +8,17 @@ from nnunetv2.utilities.helpers import softmax_helper_dim1
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["LabeledPlusPseudoLabelLoss", "WeightedPseudoLabelLoss"]
+__all__ = ["LabeledPlusPseudoLabelLoss", "WeightedPseudoLabelLoss", "split_unlabeled_target"]
+
+
+def split_unlabeled_target(target: torch.Tensor, weight_levels: int, masked_label: int
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Labels ``(B, 1, *spatial)`` and pixel weights in [0, 1] of an unlabeled target in either encoding of
+    ``PseudoLabelMaps``: one channel (``masked_label`` where the mask drops a pixel) or label and weight level."""
+    if target.shape[1] == 1:
+        kept = target != masked_label
+        return torch.where(kept, target, 0).long(), kept.float()
+    return target[:, :1].long(), target[:, 1:2].float() / weight_levels
 
 
 class WeightedPseudoLabelLoss(nn.Module):
@@ -17,27 +27,26 @@ class WeightedPseudoLabelLoss(nn.Module):
     Both terms are weighted means: the cross-entropy is divided by the sum of the weights rather than the pixel
     count (DUST), so the loss scale, and with it lambda(t), does not depend on how many pixels a mask keeps.
 
-    The target has two channels, as produced by the unlabeled data loader: channel 0 the pseudo-label,
-    channel 1 the pixel weight quantised to ``0..weight_levels`` (it travels through the spatial augmentation
-    like a segmentation). A zero weight removes the pixel from both terms; an all-zero batch gives a finite
-    loss without gradient.
+    The target is the unlabeled data loader's label map (``PseudoLabelMaps``): the pseudo-label with dropped
+    pixels at ``masked_label``, or the pseudo-label and the pixel weight quantised to ``0..weight_levels``; either
+    travels through the spatial augmentation like a segmentation. A zero weight removes the pixel from both terms;
+    an all-zero batch gives a finite loss without gradient.
 
     Args:
-        weight_levels: the quantisation of channel 1.
+        weight_levels, masked_label: the encoding of the target.
         batch_dice, ddp: as in nnU-Net's ``MemoryEfficientSoftDiceLoss`` (taken from the plans/trainer).
     """
 
-    def __init__(self, weight_levels: int, batch_dice: bool, ddp: bool = False):
+    def __init__(self, weight_levels: int, masked_label: int, batch_dice: bool, ddp: bool = False):
         super().__init__()
-        self.weight_levels = weight_levels
+        self.weight_levels, self.masked_label = weight_levels, masked_label
         self.dice = MemoryEfficientSoftDiceLoss(
             apply_nonlin=softmax_helper_dim1, batch_dice=batch_dice, do_bg=False, smooth=1e-5, ddp=ddp
         )
 
     def forward(self, net_output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """net_output: (B, C, *spatial) logits; target: (B, 2, *spatial) integer label and weight level."""
-        labels = target[:, :1].long()
-        weights = target[:, 1:2].float() / self.weight_levels
+        """net_output: (B, C, *spatial) logits; target: (B, 1 or 2, *spatial) as above."""
+        labels, weights = split_unlabeled_target(target, self.weight_levels, self.masked_label)
         dice_loss = self.dice(net_output, labels, loss_mask=weights)
         ce = F.cross_entropy(net_output, labels[:, 0], reduction="none")
         ce_loss = (ce * weights[:, 0]).sum() / weights.sum().clamp_min(1e-8)
@@ -49,7 +58,7 @@ class LabeledPlusPseudoLabelLoss(nn.Module):
     the pseudo-label loss on the rest, for one forward pass over labeled and unlabeled patches together.
 
     Targets (one tensor, or one per deep-supervision scale) are stacked along the batch by ``stack_targets``:
-    labeled targets get a second, unused channel so that they stack with the unlabeled (label, weight) maps.
+    labeled targets get a second, unused channel where the unlabeled maps have two (label, weight).
     ``last_terms`` holds the two terms of the latest call for logging.
     """
 
@@ -61,7 +70,7 @@ class LabeledPlusPseudoLabelLoss(nn.Module):
 
     @staticmethod
     def stack_targets(labeled: torch.Tensor, unlabeled: torch.Tensor) -> torch.Tensor:
-        padding = torch.zeros_like(labeled[:, :1])
+        padding = labeled.new_zeros((labeled.shape[0], unlabeled.shape[1] - labeled.shape[1], *labeled.shape[2:]))
         return torch.cat((torch.cat((labeled, padding), 1), unlabeled.to(labeled.dtype)))
 
     def forward(self, output, target) -> torch.Tensor:

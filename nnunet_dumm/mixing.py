@@ -22,6 +22,7 @@ def paste_labeled_into_unlabeled(
     unlabeled_targets: Sequence[torch.Tensor],
     box_fraction: float,
     weight_levels: int,
+    masked_label: int,
     ignore_label: int | None,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -29,10 +30,11 @@ def paste_labeled_into_unlabeled(
 
     Args:
         labeled_data: ``(B_l, c, *patch)``; labeled_targets: per scale ``(B_l, 1, *scaled)`` true labels.
-        unlabeled_data: ``(B_u, c, *patch)``; unlabeled_targets: per scale ``(B_u, 2, *scaled)`` (label, weight).
+        unlabeled_data: ``(B_u, c, *patch)``; unlabeled_targets: per scale ``(B_u, 1 or 2, *scaled)`` label maps
+            (``PseudoLabelMaps``: label with dropped pixels at ``masked_label``, or label and weight level).
         box_fraction: the box's side relative to the patch on every axis (BCP: 2/3).
-        weight_levels: the full weight of channel 1 (true labels count fully).
-        ignore_label: pixels of the true label with this value get weight 0 in the box.
+        weight_levels, masked_label: the encoding of the unlabeled targets (true labels count fully).
+        ignore_label: pixels of the true label with this value are dropped in the box.
         generator: where box positions are drawn from.
 
     Returns:
@@ -54,10 +56,10 @@ def paste_labeled_into_unlabeled(
             box = tuple(slice(round(a * f), max(round(a * f) + 1, round((a + s) * f)))
                         for a, s, f in zip(start, size, scale))
             label = labeled[(i, 0, *box)].to(target.dtype)
-            weight = torch.full_like(label, weight_levels)
-            if ignore_label is not None:
-                weight[label == ignore_label] = 0
-                label = torch.where(label == ignore_label, torch.zeros_like(label), label)
-            target[(j, 0, *box)] = label
-            target[(j, 1, *box)] = weight
+            ignored = label == ignore_label if ignore_label is not None else torch.zeros_like(label, dtype=torch.bool)
+            if target.shape[1] == 1:
+                target[(j, 0, *box)] = torch.where(ignored, masked_label, label)
+            else:
+                target[(j, 0, *box)] = torch.where(ignored, 0, label)
+                target[(j, 1, *box)] = torch.where(ignored, 0, weight_levels)
     return data, targets

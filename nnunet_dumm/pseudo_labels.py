@@ -599,10 +599,13 @@ def _predict_group(members: Sequence[EnsembleMember], cases: list[str], images: 
 class PseudoLabelMaps:
     """How a cache entry becomes the label map that the unlabeled data loader augments like a segmentation.
 
-    The map is int16 ``(2, *spatial)``: channel 0 the pseudo-label (-1 outside nnU-Net's nonzero crop, as in its
-    own segmentations), channel 1 the pixel weight quantised to ``0..weight_levels``. ``weights`` is the one
-    place that decides which pixels a round keeps, for training and for the diagnostics alike.
-    ``class_thresholds`` (one per class, from ``class_quantile_thresholds``) replaces ``pixel_threshold``.
+    The map is int16 ``(num_channels, *spatial)``. Channel 0 is the pseudo-label (-1 outside nnU-Net's nonzero
+    crop, as in its own segmentations). Where every weight is 0 or 1 (``mask``, ``none``) that one channel is the
+    whole map: a pixel the mask drops takes ``masked_label``, so it travels through nnU-Net's spatial transform as
+    one more label, not as a second channel to resample (which cost the loader a fifth of its throughput). The soft
+    weightings add channel 1, the pixel weight quantised to ``0..weight_levels``. ``weights`` is the one place that
+    decides which pixels a round keeps, for training and for the diagnostics alike. ``class_thresholds`` (one per
+    class, from ``class_quantile_thresholds``) replaces ``pixel_threshold``.
     """
 
     pixel_uncertainty: PixelUncertainty
@@ -611,6 +614,16 @@ class PseudoLabelMaps:
     weight_levels: int
     num_classes: int
     class_thresholds: tuple[float, ...] | None = None
+
+    @property
+    def num_channels(self) -> int:
+        return 1 if self.pixel_weighting in (PixelWeighting.MASK, PixelWeighting.NONE) else 2
+
+    @property
+    def masked_label(self) -> int:
+        """The value of a dropped pixel in a one-channel map: the first value above the classes (the value
+        nnU-Net gives an ignore label)."""
+        return self.num_classes
 
     def weights(self, quantised_uncertainty: np.ndarray, pseudo_label: np.ndarray | None = None) -> torch.Tensor:
         """The loss weight in [0, 1] of each pixel, from the cached uint8 ``round(255 u)`` (and its pseudo-label,
@@ -626,22 +639,27 @@ class PseudoLabelMaps:
     @cached_property
     def weight_level_table(self) -> np.ndarray:
         """int16 ``(num_classes, 256)``: the quantised weight of each (pseudo-label, cached uncertainty level), by
-        ``weights`` itself, so that a patch's weight channel is one table lookup (the weight is elementwise)."""
+        ``weights`` itself, so that a patch's weights are one table lookup (the weight is elementwise)."""
         levels = np.tile(np.arange(256, dtype=np.uint8), (self.num_classes, 1))
         classes = np.repeat(np.arange(self.num_classes, dtype=np.uint8)[:, None], 256, 1)
         return torch.round(self.weights(levels, classes) * self.weight_levels).to(torch.int16).numpy()
 
     def label_map(self, pseudo_label: np.ndarray, quantised_uncertainty: np.ndarray,
                   nonzero: np.ndarray) -> np.ndarray:
-        """The label map of a crop from the cached pseudo-label and uncertainty and the case's nonzero mask."""
-        label_map = np.empty((2, *pseudo_label.shape), dtype=np.int16)
-        label_map[0] = pseudo_label
-        label_map[0][nonzero < 0] = -1
-        table = self.weight_level_table
-        # without per-class thresholds every row is the same, and a 1-D lookup costs half of the 2-D one
-        label_map[1] = (np.take(table[0], quantised_uncertainty) if self.class_thresholds is None
-                        else table[pseudo_label, quantised_uncertainty])
-        return label_map
+        """The label map of a crop from the cached pseudo-label and uncertainty and the case's nonzero mask.
+
+        Every step is one vectorised pass over the crop (boolean-indexed writes cost as much as all else
+        together on a 3-D patch)."""
+        table, u = self.weight_level_table, quantised_uncertainty
+        outside = -(nonzero < 0).view(np.int8).astype(np.int16)  # -1 (every bit set) outside the crop, else 0
+        if self.num_channels == 2:
+            levels = np.take(table[0], u) if self.class_thresholds is None else table[pseudo_label, u]
+            return np.stack([pseudo_label.astype(np.int16) | outside, levels])
+        # one threshold keeps the levels below a bound: a comparison, not a lookup
+        kept = u < (table[0] > 0).sum() if self.class_thresholds is None else table[pseudo_label, u] > 0
+        # the masked label lies above every class: a maximum puts it where the mask drops a pixel
+        label = np.maximum(pseudo_label, (~kept).view(np.uint8) * np.uint8(self.masked_label))
+        return (label.astype(np.int16) | outside)[None]
 
 
 def class_quantile_thresholds(cache: PseudoLabelCache, cases: Sequence[str], measure: PixelUncertainty,

@@ -30,7 +30,7 @@ def trainer(planned):
     return trainer
 
 
-LABEL_MAPS = PseudoLabelMaps(PixelUncertainty.ENTROPY, PixelWeighting.MASK, 0.1, 8, 2)
+LABEL_MAPS = PseudoLabelMaps(PixelUncertainty.ENTROPY, PixelWeighting.MASK, 0.1, 8, 2)  # masked label: 2
 
 
 def _bright_pixel_cache(cache_folder: Path, cases: list[str]) -> PseudoLabelCache:
@@ -51,9 +51,9 @@ def _bright_pixel_cache(cache_folder: Path, cases: list[str]) -> PseudoLabelCach
     return cache
 
 
-def _loader(trainer, cache, selection, batch_size=4):
+def _loader(trainer, cache, selection, batch_size=4, label_maps=LABEL_MAPS):
     folder = str(unlabeled_preprocessed_folder("Dataset950_DUMMDemo", "nnUNetPlans_2d"))
-    dataset = LabelMapDataset(folder, selection, str(cache.folder), LABEL_MAPS)
+    dataset = LabelMapDataset(folder, selection, str(cache.folder), label_maps)
     return build_unlabeled_loader(trainer.dataloader_train, trainer.label_manager, dataset, batch_size, 0.0)
 
 
@@ -63,15 +63,18 @@ def cache(trainer, tmp_path_factory):
     return _bright_pixel_cache(tmp_path_factory.mktemp("bright_cache"), cases)
 
 
-def test_batches_have_nnunet_shapes_and_the_target_pyramid(trainer, cache):
+@pytest.mark.parametrize("weighting, channels", [("mask", 1), ("soft", 2)])
+def test_batches_have_nnunet_shapes_and_the_target_pyramid(trainer, cache, weighting, channels):
+    """One target channel where weights are binary (the mask is a label value), two where they are soft."""
     cases = completed_cases(unlabeled_preprocessed_folder("Dataset950_DUMMDemo", "nnUNetPlans_2d"))
-    batch = next(_loader(trainer, cache, cases))
+    label_maps = PseudoLabelMaps(PixelUncertainty.ENTROPY, PixelWeighting(weighting), 0.1, 8, 2)
+    batch = next(_loader(trainer, cache, cases, label_maps=label_maps))
     patch = tuple(trainer.configuration_manager.patch_size)
     assert batch["data"].shape == (4, 1, *patch)
     scales = trainer._get_deep_supervision_scales()
     assert len(batch["target"]) == len(scales)
     for target, scale in zip(batch["target"], scales):
-        assert target.shape == (4, 2, *[round(p * s) for p, s in zip(patch, scale)])
+        assert target.shape == (4, channels, *[round(p * s) for p, s in zip(patch, scale)])
 
 
 def test_label_map_stays_aligned_with_the_augmented_image(trainer, cache):
@@ -82,16 +85,16 @@ def test_label_map_stays_aligned_with_the_augmented_image(trainer, cache):
         batch = next(loader)
         image, target = batch["data"][:, 0], batch["target"][0]
         for b in range(image.shape[0]):
-            label, weight = target[b, 0], target[b, 1]
-            inside = label == 1
-            if inside.sum() > 10 and (~inside).sum() > 10:
-                separations.append(float(image[b][inside].mean() - image[b][~inside].mean()) / float(image[b].std()))
-            # bright (label 1) pixels carry weight 0; dark ones 8, or 0 in the padding outside the image
-            consistent.append(float(((weight == 0) | ((weight == 8) & (label == 0))).float().mean()))
-    # Bright pixels stay under label 1 through rotation, scaling and mirroring; a misaligned map would mix them.
+            label = target[b, 0]
+            masked = label == LABEL_MAPS.masked_label
+            if masked.sum() > 10 and (~masked).sum() > 10:
+                separations.append(float(image[b][masked].mean() - image[b][~masked].mean()) / float(image[b].std()))
+            # bright pixels (pseudo-label 1, uncertain) are masked; dark ones background, as is the padding
+            consistent.append(float(((label == LABEL_MAPS.masked_label) | (label == 0)).float().mean()))
+    # Masked (bright) pixels stay masked through rotation, scaling and mirroring; a misaligned map would mix them.
     assert np.median(separations) > 1.0
-    # Both channels go through the same geometry: uncertain (bright) pixels masked, the others at full weight.
-    assert np.mean(consistent) > 0.99
+    # The mask replaced every uncertain pseudo-label; no label 1 is left, and no value was invented
+    assert np.mean(consistent) == 1.0
 
 
 def test_only_selected_cases_are_sampled(trainer, cache):
@@ -104,16 +107,25 @@ def test_only_selected_cases_are_sampled(trainer, cache):
 
 @pytest.mark.parametrize("weighting", list(PixelWeighting))
 @pytest.mark.parametrize("class_thresholds", [None, (0.5, 0.05, 0.2)])
-def test_label_map_weights_are_the_quantised_pixel_weights(weighting, class_thresholds):
-    """The loader's table lookup gives each pixel exactly ``round(weights * levels)``; -1 outside the nonzero crop."""
+def test_label_map_is_the_pseudo_label_and_the_quantised_pixel_weights(weighting, class_thresholds):
+    """The loader's table lookup gives each pixel exactly ``round(weights * levels)``: a second channel for the soft
+    weightings, the masked label in the label channel for the binary ones; -1 outside the nonzero crop, masked or
+    not (nnU-Net's background there, as in its own segmentations)."""
     maps = PseudoLabelMaps(PixelUncertainty.KL, weighting, 0.3, 100, 3, class_thresholds)
     generator = np.random.default_rng(0)
     pseudo_label = generator.integers(0, 3, (4, 9, 7), dtype=np.uint8)
     uncertainty = generator.integers(0, 256, (4, 9, 7), dtype=np.uint8)
     nonzero = np.where(generator.random((4, 9, 7)) < 0.2, -1, 0).astype(np.int16)
     label_map = maps.label_map(pseudo_label, uncertainty, nonzero)
-    expected = torch.round(maps.weights(uncertainty, pseudo_label) * 100).to(torch.int16).numpy()
-    np.testing.assert_array_equal(label_map[1], expected)
-    np.testing.assert_array_equal(label_map[0], np.where(nonzero < 0, -1, pseudo_label.astype(np.int16)))
-    levels = len(np.unique(label_map[1]))  # mask and none are binary, the soft weightings take many levels
-    assert levels == 1 if weighting == "none" else levels == 2 if weighting == "mask" else levels > 10
+    levels = torch.round(maps.weights(uncertainty, pseudo_label) * 100).to(torch.int16).numpy()
+    label = np.where(nonzero < 0, -1, pseudo_label.astype(np.int16))
+    if weighting in (PixelWeighting.MASK, PixelWeighting.NONE):
+        assert label_map.shape == (1, 4, 9, 7)
+        masked = np.where(levels == 0, maps.masked_label, pseudo_label.astype(np.int16))
+        np.testing.assert_array_equal(label_map[0], np.where(nonzero < 0, -1, masked))
+        assert set(np.unique(levels)) == ({100} if weighting == PixelWeighting.NONE else {0, 100})
+    else:
+        assert label_map.shape == (2, 4, 9, 7)
+        np.testing.assert_array_equal(label_map[0], label)
+        np.testing.assert_array_equal(label_map[1], levels)
+        assert len(np.unique(levels)) > 10

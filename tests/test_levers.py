@@ -26,8 +26,8 @@ def test_copy_paste_puts_a_labeled_box_with_its_true_label_into_each_unlabeled_p
     unlabeled = torch.zeros((3, 1, 16, 16))
     unlabeled_targets = [torch.stack([torch.ones(3, 16, 16), torch.full((3, 16, 16), 3.0)], 1).to(torch.int16),
                          torch.stack([torch.ones(3, 8, 8), torch.full((3, 8, 8), 3.0)], 1).to(torch.int16)]
-    data, targets = paste_labeled_into_unlabeled(labeled, labeled_targets, unlabeled, unlabeled_targets, 0.5, 8, 9,
-                                                 generator)
+    data, targets = paste_labeled_into_unlabeled(labeled, labeled_targets, unlabeled, unlabeled_targets, 0.5, 8, 4,
+                                                 9, generator)
     assert unlabeled.abs().sum() == 0  # inputs unchanged
     for j in range(3):
         box = data[j, 0] == 7
@@ -39,6 +39,14 @@ def test_copy_paste_puts_a_labeled_box_with_its_true_label_into_each_unlabeled_p
         assert (targets[1][j][0] != 1).sum() == 16
     ignored = (targets[0][0][0] == 0) & (targets[0][0][1] == 0)  # sample 0 took its box from labeled sample 0
     assert ignored.sum() == ((data[0, 0] == 7).numpy() & (np.arange(16) < 4)[None, :]).sum()
+
+    # one-channel maps (mask weighting): the box's ignored pixels take the masked label, the rest the true label
+    one_channel = [t[:, :1].clone() for t in unlabeled_targets]
+    data, targets = paste_labeled_into_unlabeled(labeled, labeled_targets, unlabeled, one_channel, 0.5, 8, 4, 9,
+                                                 torch.Generator().manual_seed(0))
+    box = data[0, 0] == 7
+    expected = np.where(box.numpy(), np.where(np.arange(16) < 4, 4, 2)[None, :], 1)
+    np.testing.assert_array_equal(targets[0][0, 0].numpy(), expected)
 
 
 def test_foreground_dice_does_not_reward_agreeing_on_nothing():

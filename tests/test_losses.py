@@ -8,9 +8,10 @@ from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 
-from nnunet_dumm.losses import WeightedPseudoLabelLoss
+from nnunet_dumm.losses import LabeledPlusPseudoLabelLoss, WeightedPseudoLabelLoss
 
 WEIGHT_LEVELS = 8
+MASKED = 9  # the masked label of one-channel targets: above every class of these tests
 SPATIAL = {2: (6, 7), 3: (4, 5, 3)}
 
 
@@ -45,7 +46,7 @@ def with_weights(labels: torch.Tensor, levels: torch.Tensor | int) -> torch.Tens
 def test_full_weight_equals_nnunet_dice_and_ce(batch_dice, ndim):
     logits, labels = make_batch(3, 4, SPATIAL[ndim], seed=ndim)
     target = with_weights(labels, WEIGHT_LEVELS)
-    ours = WeightedPseudoLabelLoss(WEIGHT_LEVELS, batch_dice=batch_dice, ddp=False)(logits, target)
+    ours = WeightedPseudoLabelLoss(WEIGHT_LEVELS, MASKED, batch_dice=batch_dice, ddp=False)(logits, target)
     reference = nnunet_loss(batch_dice)(logits, target[:, :1])
     assert ours.ndim == 0
     torch.testing.assert_close(ours, reference)
@@ -55,7 +56,7 @@ def test_full_weight_gradients_equal_nnunet():
     logits, labels = make_batch(2, 3, (5, 5), seed=11)
     a = logits.clone().requires_grad_(True)
     b = logits.clone().requires_grad_(True)
-    WeightedPseudoLabelLoss(WEIGHT_LEVELS, batch_dice=False)(a, with_weights(labels, WEIGHT_LEVELS)).backward()
+    WeightedPseudoLabelLoss(WEIGHT_LEVELS, MASKED, batch_dice=False)(a, with_weights(labels, WEIGHT_LEVELS)).backward()
     nnunet_loss(False)(b, labels).backward()
     torch.testing.assert_close(a.grad, b.grad)
 
@@ -65,8 +66,8 @@ def test_batch_dice_setting_is_used():
     logits, labels = make_batch(3, 3, (6, 6), seed=4)
     labels[0] = 0
     target = with_weights(labels, WEIGHT_LEVELS)
-    batch = WeightedPseudoLabelLoss(WEIGHT_LEVELS, batch_dice=True)(logits, target)
-    per_sample = WeightedPseudoLabelLoss(WEIGHT_LEVELS, batch_dice=False)(logits, target)
+    batch = WeightedPseudoLabelLoss(WEIGHT_LEVELS, MASKED, batch_dice=True)(logits, target)
+    per_sample = WeightedPseudoLabelLoss(WEIGHT_LEVELS, MASKED, batch_dice=False)(logits, target)
     assert not torch.isclose(batch, per_sample)
 
 
@@ -77,7 +78,7 @@ def test_zero_weight_pixels_do_not_influence_the_loss(batch_dice):
     levels[:, :, :3] = 0  # top half of every image ignored
     levels[1, :, 4, 2] = 3  # a partial weight somewhere in the kept half
     target = torch.cat([labels, levels], dim=1)
-    loss = WeightedPseudoLabelLoss(WEIGHT_LEVELS, batch_dice=batch_dice)
+    loss = WeightedPseudoLabelLoss(WEIGHT_LEVELS, MASKED, batch_dice=batch_dice)
 
     x = logits.clone().requires_grad_(True)
     value = loss(x, target)
@@ -98,7 +99,7 @@ def test_zero_weight_region_is_excluded_not_just_down_weighted():
     logits, labels = make_batch(2, 3, (6, 6), seed=8)
     levels = torch.full_like(labels, WEIGHT_LEVELS)
     levels[:, :, :3] = 0
-    loss = WeightedPseudoLabelLoss(WEIGHT_LEVELS, batch_dice=False)
+    loss = WeightedPseudoLabelLoss(WEIGHT_LEVELS, MASKED, batch_dice=False)
     masked = loss(logits, torch.cat([labels, levels], dim=1))
     cropped = loss(logits[:, :, 3:], with_weights(labels[:, :, 3:], WEIGHT_LEVELS))
     torch.testing.assert_close(masked, cropped)
@@ -108,7 +109,7 @@ def test_partial_weights_scale_cross_entropy_as_weighted_mean():
     # C = 2, two pixels with weights 1 and 1/4: CE is the weighted mean, the weights mask the soft Dice sums
     logits, labels = make_batch(1, 2, (1, 2), seed=9)
     ce = torch.nn.functional.cross_entropy(logits, labels[:, 0], reduction="none")[0, 0]  # (2,)
-    loss = WeightedPseudoLabelLoss(4, batch_dice=False)
+    loss = WeightedPseudoLabelLoss(4, MASKED, batch_dice=False)
     levels = torch.tensor([[[[4, 1]]]])
     value = loss(logits, torch.cat([labels, levels], dim=1))
     weights = torch.tensor([1.0, 0.25])
@@ -124,7 +125,7 @@ def test_partial_weights_scale_cross_entropy_as_weighted_mean():
 def test_all_zero_weights_give_finite_loss_and_zero_gradient(batch_dice):
     logits, labels = make_batch(2, 4, (5, 4, 3), seed=6)
     x = logits.clone().requires_grad_(True)
-    value = WeightedPseudoLabelLoss(WEIGHT_LEVELS, batch_dice=batch_dice)(x, with_weights(labels, 0))
+    value = WeightedPseudoLabelLoss(WEIGHT_LEVELS, MASKED, batch_dice=batch_dice)(x, with_weights(labels, 0))
     assert torch.isfinite(value)
     value.backward()
     assert torch.isfinite(x.grad).all()
@@ -138,7 +139,7 @@ def test_inside_nnunet_deep_supervision_wrapper():
     target = torch.cat([labels, levels], dim=1)
     outputs = [logits, logits[:, :, ::2, ::2].clone(), logits[:, :, ::4, ::4].clone()]
     targets = [target, target[:, :, ::2, ::2], target[:, :, ::4, ::4]]
-    loss = WeightedPseudoLabelLoss(WEIGHT_LEVELS, batch_dice=True)
+    loss = WeightedPseudoLabelLoss(WEIGHT_LEVELS, MASKED, batch_dice=True)
 
     wrapped = DeepSupervisionWrapper(loss, weight_factors)(outputs, targets)
     expected = sum(w * loss(o, t) for w, o, t in zip(weight_factors, outputs, targets, strict=True))
@@ -155,5 +156,32 @@ def test_accepts_float_targets_like_nnunet_loaders():
     # nnU-Net's loaders may deliver the segmentation as a float tensor; the result must not change
     logits, labels = make_batch(2, 3, (4, 4), seed=10)
     target = with_weights(labels, WEIGHT_LEVELS)
-    loss = WeightedPseudoLabelLoss(WEIGHT_LEVELS, batch_dice=False)
+    loss = WeightedPseudoLabelLoss(WEIGHT_LEVELS, MASKED, batch_dice=False)
     torch.testing.assert_close(loss(logits, target.float()), loss(logits, target))
+
+
+@pytest.mark.parametrize("batch_dice", [True, False])
+def test_one_channel_target_with_masked_pixels_equals_binary_weights(batch_dice):
+    """The mask and none weightings encode a dropped pixel as MASKED in the label channel: the same loss and
+    gradient as the two-channel map with weight 0 there."""
+    logits, labels = make_batch(2, 4, (6, 5), seed=12)
+    dropped = torch.rand(labels.shape, generator=torch.Generator().manual_seed(2)) < 0.3
+    one_channel = torch.where(dropped, MASKED, labels)
+    two_channels = torch.cat([labels, torch.where(dropped, 0, WEIGHT_LEVELS)], dim=1)
+    loss = WeightedPseudoLabelLoss(WEIGHT_LEVELS, MASKED, batch_dice=batch_dice)
+    a, b = logits.clone().requires_grad_(True), logits.clone().requires_grad_(True)
+    ours, reference = loss(a, one_channel), loss(b, two_channels)
+    ours.backward()
+    reference.backward()
+    torch.testing.assert_close(ours, reference)
+    torch.testing.assert_close(a.grad, b.grad)
+
+
+def test_labeled_targets_stack_with_either_encoding():
+    labeled = torch.randint(0, 3, (2, 1, 4, 4))
+    for channels in (1, 2):
+        unlabeled = torch.randint(0, 3, (3, channels, 4, 4))
+        stacked = LabeledPlusPseudoLabelLoss.stack_targets(labeled, unlabeled)
+        assert stacked.shape == (5, channels, 4, 4)
+        torch.testing.assert_close(stacked[:2, :1], labeled)
+        torch.testing.assert_close(stacked[2:], unlabeled)

@@ -34,7 +34,7 @@ from torch import distributed as dist
 from nnunet_dumm.config import DUMMConfig, StudentInit
 from nnunet_dumm.dataloading import LabelMapDataset, build_unlabeled_loader
 from nnunet_dumm.diagnostics import plot_diagnostics, pseudo_label_diagnostics
-from nnunet_dumm.losses import LabeledPlusPseudoLabelLoss, WeightedPseudoLabelLoss
+from nnunet_dumm.losses import LabeledPlusPseudoLabelLoss, WeightedPseudoLabelLoss, split_unlabeled_target
 from nnunet_dumm.mixing import paste_labeled_into_unlabeled
 from nnunet_dumm.pseudo_labels import (
     EnsembleMember,
@@ -97,12 +97,17 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         self.combined_loss = LabeledPlusPseudoLabelLoss(self.loss, self._build_unlabeled_loss())
 
     def _build_unlabeled_loss(self):
-        loss = WeightedPseudoLabelLoss(self.dumm_config.weight_levels, self.configuration_manager.batch_dice,
-                                       ddp=self.is_ddp)
+        loss = WeightedPseudoLabelLoss(self.dumm_config.weight_levels, self._masked_label,
+                                       self.configuration_manager.batch_dice, ddp=self.is_ddp)
         if self.enable_deep_supervision:
             # the same scale weights as nnU-Net's supervised loss
             return DeepSupervisionWrapper(loss, self.loss.weight_factors)
         return loss
+
+    @property
+    def _masked_label(self) -> int:
+        """``PseudoLabelMaps.masked_label`` of this dataset's label maps."""
+        return self.label_manager.num_segmentation_heads
 
     @property
     def unlabeled_folder(self) -> Path:
@@ -374,14 +379,16 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         """nnU-Net's own ``train_step`` (autocast, grad scaler, clipping) on labeled + unlabeled patches at once.
 
         One forward pass over both batches: nnU-Net's networks normalise per instance, so this equals two passes.
-        The targets are stacked along the batch (labeled ones get an unused weight channel), and for this step
+        The targets are stacked along the batch (labeled ones get an unused weight channel where the unlabeled
+        maps have one), and for this step
         ``self.loss`` is the combined loss that splits the batch again.
         """
         unlabeled = next(self.unlabeled_loader)
         if self.dumm_config.copy_paste:
             data, targets = paste_labeled_into_unlabeled(
                 batch["data"], _as_list(batch["target"]), unlabeled["data"], _as_list(unlabeled["target"]),
-                self.dumm_config.copy_paste_box, self.dumm_config.weight_levels, self.label_manager.ignore_label)
+                self.dumm_config.copy_paste_box, self.dumm_config.weight_levels, self._masked_label,
+                self.label_manager.ignore_label)
             unlabeled = {"data": data, "target": targets if isinstance(unlabeled["target"], list) else targets[0]}
         combined = self.combined_loss
         combined.num_labeled = batch["data"].shape[0]
@@ -396,8 +403,9 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
             result = super().train_step(stacked)
         finally:
             self.loss = supervised_loss
-        return {**result, **combined.last_terms,
-                "kept_fraction": (_as_list(unlabeled["target"])[0][:, 1] > 0).float().mean().numpy()}
+        _, weights = split_unlabeled_target(_as_list(unlabeled["target"])[0], self.dumm_config.weight_levels,
+                                            self._masked_label)
+        return {**result, **combined.last_terms, "kept_fraction": (weights > 0).float().mean().numpy()}
 
     def on_train_epoch_end(self, train_outputs: list[dict]):
         super().on_train_epoch_end(train_outputs)
