@@ -380,8 +380,7 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
 
         One forward pass over both batches: nnU-Net's networks normalise per instance, so this equals two passes.
         The targets are stacked along the batch (labeled ones get an unused weight channel where the unlabeled
-        maps have one), and for this step
-        ``self.loss`` is the combined loss that splits the batch again.
+        maps have one), and for this step ``self.loss`` is the combined loss that splits the batch again.
         """
         unlabeled = next(self.unlabeled_loader)
         if self.dumm_config.copy_paste:
