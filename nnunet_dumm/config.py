@@ -65,7 +65,8 @@ class DUMMConfig:
         pixel_threshold_mode: ``fixed`` (``pixel_threshold``) or ``class_quantile``: per pseudo-label class and
             round, the ``pixel_keep_quantile`` of that class's uncertainty over the round's cases.
         pixel_keep_quantile: the share of each class's pixels a ``class_quantile`` mask keeps.
-        weight_levels: quantisation of the weight map that travels through augmentation.
+        weight_levels: quantisation of the soft weightings' weight map that travels through augmentation (mask
+            and none need no weight map: a dropped pixel is a label value).
         sample_uncertainty: the SUS measure U(x) that ranks unlabeled cases.
         round_fractions: SUS rounds: the most reliable fraction of the pool used in each round.
         round_epoch_shares: relative length of each round.
