@@ -139,12 +139,10 @@ def worker_truth_cache(args: argparse.Namespace) -> dict:
     Untrained teachers are fine for memory, not for the loader: their entropy masks every voxel, and a weight
     channel of one value is copied, not resampled, by nnU-Net's spatial transform."""
     import numpy as np
-    import torch
-    from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    from nnunet_dumm.pseudo_labels import PseudoLabelCache, class_location_keys
-    from nnunet_dumm.uncertainty import EnsembleStatistics
+    from nnunet_dumm.config import DUMMConfig
+    from nnunet_dumm.pseudo_labels import PseudoLabelCache
 
     preprocessed = Path(os.environ["nnUNet_preprocessed"]) / args.dataset
     plans = PlansManager(str(preprocessed / f"{args.plans}.json"))
@@ -153,28 +151,41 @@ def worker_truth_cache(args: argparse.Namespace) -> dict:
     label_manager = plans.get_label_manager(json.loads((preprocessed / "dataset.json").read_text()))
     cache = PseudoLabelCache(args.cache)
     cases = sorted(p.name[:-len(".b2nd")] for p in folder.glob("*.b2nd") if not p.name.endswith("_seg.b2nd"))
-    boundary_fractions = []
+    config = DUMMConfig()
+    masked_fractions = []
     for case in cases:
-        if cache.done(case):
-            continue
-        seg = torch.from_numpy(nnUNetDatasetBlosc2(str(folder), [case]).load_case(case)[1][0].astype(np.int64))
-        seg.clamp_(min=0)  # outside nnU-Net's nonzero crop: background
-        boundary = torch.zeros(seg.shape, dtype=torch.bool)
-        for axis in range(seg.ndim):
-            differs = seg.narrow(axis, 1, seg.shape[axis] - 1) != seg.narrow(axis, 0, seg.shape[axis] - 1)
-            boundary.narrow(axis, 1, seg.shape[axis] - 1).logical_or_(differs)
-            boundary.narrow(axis, 0, seg.shape[axis] - 1).logical_or_(differs)
-        probs = torch.nn.functional.one_hot(seg, label_manager.num_segmentation_heads).movedim(-1, 0).float()
-        del seg
-        probs.mul_(torch.where(boundary, 0.55, 1.0))
-        probs[0].add_(torch.where(boundary, 0.45, 0.0))  # boundary voxels of background: (1.0, ...), still certain
-        boundary_fractions.append(float(boundary.float().mean()))
-        del boundary
-        stats = EnsembleStatistics.empty(probs.shape[0], probs.shape[1:])
-        stats.add(probs)
-        del probs
-        cache.write(case, stats, ["truth"], configuration.patch_size, class_location_keys(label_manager))
-    return {"cases": cases, "boundary_fractions": boundary_fractions}
+        if not cache.done(case):
+            _write_truth_entry(cache, case, folder, configuration.patch_size, label_manager)
+        # what the default mask drops, as the loader will see it
+        u = cache.pixel_uncertainty(case, config.pixel_uncertainty)
+        masked_fractions.append(float((u.astype(np.float32) / 255 > config.pixel_threshold).mean()))
+    return {"cases": cases, "masked_fractions": masked_fractions}
+
+
+def _write_truth_entry(cache, case: str, folder: Path, patch_size, label_manager) -> None:
+    import numpy as np
+    import torch
+    from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
+
+    from nnunet_dumm.pseudo_labels import class_location_keys
+    from nnunet_dumm.uncertainty import EnsembleStatistics
+
+    seg = torch.from_numpy(nnUNetDatasetBlosc2(str(folder), [case]).load_case(case)[1][0].astype(np.int64))
+    seg.clamp_(min=0)  # outside nnU-Net's nonzero crop: background
+    boundary = torch.zeros(seg.shape, dtype=torch.bool)
+    for axis in range(seg.ndim):
+        differs = seg.narrow(axis, 1, seg.shape[axis] - 1) != seg.narrow(axis, 0, seg.shape[axis] - 1)
+        boundary.narrow(axis, 1, seg.shape[axis] - 1).logical_or_(differs)
+        boundary.narrow(axis, 0, seg.shape[axis] - 1).logical_or_(differs)
+    probs = torch.nn.functional.one_hot(seg, label_manager.num_segmentation_heads).movedim(-1, 0).float()
+    del seg
+    probs.mul_(torch.where(boundary, 0.55, 1.0))
+    probs[0].add_(torch.where(boundary, 0.45, 0.0))  # boundary voxels of background: (1.0, ...), still certain
+    del boundary
+    stats = EnsembleStatistics.empty(probs.shape[0], probs.shape[1:])
+    stats.add(probs)
+    del probs
+    cache.write(case, stats, ["truth"], patch_size, class_location_keys(label_manager))
 
 
 def worker_loaders(args: argparse.Namespace) -> dict:
@@ -434,10 +445,10 @@ def _details_markdown(entries: dict) -> list[str]:
     if "unlabeled_loader_vs_labeled_loader" in entries:
         d = entries["unlabeled_loader_vs_labeled_loader"]["details"]["loaders"]
         patch = "x".join(map(str, d["patch_size"]))
-        masked = 100 * sum(d["truth_cache"]["boundary_fractions"]) / len(d["truth_cache"]["boundary_fractions"])
+        masked = 100 * sum(d["truth_cache"]["masked_fractions"]) / len(d["truth_cache"]["masked_fractions"])
         lines.append(f"* Loaders (single-threaded, batch {d['batch_size']}, patch {patch}, interleaved, the k-th "
                      f"patch of each transformed with the same seed) on the labeled cases, pseudo-labels = their true "
-                     f"labels with the {masked:.1f} % of voxels on region boundaries masked: labeled "
+                     f"labels, uncertain on region boundaries ({masked:.1f} % of voxels masked): labeled "
                      f"{d['labeled_patches_per_s']:.2f} patches/s, unlabeled {d['unlabeled_patches_per_s']:.2f}.")
     if "cpu_throughput_vs_before" in entries:  # both 2-D keys come from the same four passes
         runs = entries["cpu_throughput_vs_before"]["details"]["runs"]
