@@ -291,22 +291,21 @@ def _model_fold_folder(work_dir: Path, dataset_name: str, model: Model) -> Path:
         f"fold_{model.fold}"
 
 
-def train_model(work_dir: str, dataset_name: str, model: Model, device: str) -> float:
-    """Trains one model (in this process or a worker process); returns the wall time."""
+def train_model(work_dir: str, dataset_name: str, model: Model, device: str, threads: int | None = None) -> float:
+    """Trains one model (in this process or a worker process, then with its share of the cores); returns the wall
+    time."""
     from nnunet_dumm.runs import train_fold
 
     start = time.perf_counter()
     os.environ["nnUNet_results"] = str(Path(work_dir) / model.root)  # nnU-Net reads its paths at call time
     seed_everything(100 * model.seed + model.fold)
-    train_fold(dataset_name, CONFIGURATION, model.fold, model.trainer, plans=model.plans, device=device)
+    train_fold(dataset_name, CONFIGURATION, model.fold, model.trainer, plans=model.plans, device=device,
+               threads=threads)
     return time.perf_counter() - start
 
 
-def _worker_init(environment: dict) -> None:
+def _set_environment(environment: dict) -> None:  # a worker's initializer: nnU-Net's paths and settings
     os.environ.update(environment)
-    import torch
-
-    torch.set_num_threads(max(1, int(environment.get("NNUNET_DUMM_WORKER_THREADS", "1"))))
 
 
 def train_all(models: list[Model], args: argparse.Namespace, dataset_name: str, steps: StepLog) -> None:
@@ -330,10 +329,10 @@ def train_all(models: list[Model], args: argparse.Namespace, dataset_name: str, 
     import multiprocessing
 
     environment = {k: v for k, v in os.environ.items() if k.startswith("nnUNet") or k.startswith("NNUNET")}
-    environment["NNUNET_DUMM_WORKER_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.jobs))
-    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_set_environment,
                              initargs=(environment,)) as pool:
-        futures = {model: pool.submit(train_model, str(args.work_dir), dataset_name, model, args.device)
+        futures = {model: pool.submit(train_model, str(args.work_dir), dataset_name, model, args.device, threads)
                    for model in todo}
         for model, future in futures.items():
             with step(model, f", {args.jobs} jobs at once") as record:

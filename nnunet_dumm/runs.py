@@ -14,8 +14,12 @@ __all__ = ["predict_and_evaluate", "train_fold"]
 
 
 def train_fold(dataset_name: str, configuration: str, fold: int | str, trainer: str, plans: str = "nnUNetPlans",
-               device: str = "cpu") -> Path:
+               device: str = "cpu", threads: int | None = None) -> Path:
     """Trains one fold like ``nnUNetv2_train`` (continuing from ``checkpoint_latest.pth`` if there is one).
+
+    ``threads``: CPU threads of this training (default: every core, as ``nnUNetv2_train -device cpu`` sets). Several
+    trainings side by side must split the cores: two at two threads each on two cores had not finished their first
+    epoch after 5 min (one training alone: about 35 s).
 
     Returns:
         The model folder ``nnUNet_results/<dataset>/<trainer>__<plans>__<configuration>``.
@@ -29,7 +33,7 @@ def train_fold(dataset_name: str, configuration: str, fold: int | str, trainer: 
         print(f"{trainer} fold {fold}: already trained ({fold_folder})")
         return fold_folder.parent
     if device == "cpu":
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(threads or os.cpu_count() or 1)
     continue_training = (fold_folder / "checkpoint_latest.pth").is_file()
     run_training(dataset_name, configuration, fold, trainer, plans, continue_training=continue_training,
                  device=torch.device(device))
