@@ -155,21 +155,23 @@ def write_reports(stem: Path, args: argparse.Namespace, dev_cases: list[str], po
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    x = [p["iterations"] for p in points]
-    for key, label in [*classes.items(), ("mean", "mean")]:
-        ax.plot(x, [100 * p["dice"][key] for p in points], marker="o", label=label,
-                linewidth=2.5 if key == "mean" else 1)
-    if chosen:
-        ax.axvline(chosen, color="gray", linestyle="--", linewidth=1, label=f"plateau: {chosen}")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(x, [str(i) for i in x])
-    ax.set_xlabel("training iterations (stock nnU-Net fold 0)")
-    ax.set_ylabel("dev-split Dice x 100")
-    ax.set_title(f"{args.dataset.upper()} {data_tag(args)}: stock nnU-Net learning curve", fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(stem.with_suffix(".png"), dpi=120)
+    # a budget trained in this process ran nnU-Net's progress plot, which sets a global seaborn font scale of 2.5
+    with plt.style.context("default"):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        x = [p["iterations"] for p in points]
+        for key, label in [*classes.items(), ("mean", "mean")]:
+            ax.plot(x, [100 * p["dice"][key] for p in points], marker="o", label=label,
+                    linewidth=2.5 if key == "mean" else 1)
+        if chosen:
+            ax.axvline(chosen, color="gray", linestyle="--", linewidth=1, label=f"plateau: {chosen}")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(x, [str(i) for i in x])
+        ax.set_xlabel("training iterations (stock nnU-Net fold 0)")
+        ax.set_ylabel("dev-split Dice x 100")
+        ax.set_title(f"{args.dataset.upper()} {data_tag(args)}: stock nnU-Net learning curve", fontsize=9)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(stem.with_suffix(".png"), dpi=120)
     plt.close(fig)
 
 

@@ -128,20 +128,20 @@ class Model:
         return self.root.startswith("nnUNet_results_seed")
 
 
-def preset_budget(preset: str) -> str:
+def preset_budget(preset: str, dataset: str) -> str:
     """The training budget (``nnunet_dumm.trainers.variants.BUDGETS``) of a preset: ``proxy`` is the budget the
-    learning curve chose, ``gpuwin`` the GPU window's; the other presets are budgets of their own name."""
-    from nnunet_dumm.trainers.variants import PROXY_BUDGET
+    dataset's learning curve chose, ``gpuwin`` the GPU window's; the other presets are budgets of their own name."""
+    from nnunet_dumm.trainers.variants import PROXY_BUDGETS
 
-    return {"proxy": PROXY_BUDGET, "gpuwin": "5000it"}.get(preset, preset)
+    return {"proxy": PROXY_BUDGETS[dataset], "gpuwin": "5000it"}.get(preset, preset)
 
 
-def row_budget(preset: str, row: Row) -> str | None:
+def row_budget(preset: str, dataset: str, row: Row) -> str | None:
     """The budget a row trains on: the preset's, or for a "2x" row the budget of twice its iterations (None if
     the preset has none)."""
     from nnunet_dumm.trainers.variants import BUDGETS
 
-    budget = preset_budget(preset)
+    budget = preset_budget(preset, dataset)
     if not row.budget:
         return budget
     if budget not in BUDGETS:
@@ -153,7 +153,7 @@ def row_budget(preset: str, row: Row) -> str | None:
 
 def row_models(row: Row, args: argparse.Namespace) -> dict[int, list[Model]]:
     """The models behind a row, per seed (an ensemble row: all teacher folds of seed 0)."""
-    trainer = trainer_names(row.arm, row_budget(args.preset, row))
+    trainer = trainer_names(row.arm, row_budget(args.preset, args.dataset, row))
     if row.ensemble:
         return {0: [Model(trainer, fold, 0, "nnUNet_results", args.plans) for fold in range(args.teacher_folds)]}
     seeds = args.seeds if row.seeded else [0]
@@ -171,7 +171,7 @@ def row_models(row: Row, args: argparse.Namespace) -> dict[int, list[Model]]:
 
 def available_rows(args: argparse.Namespace) -> list[Row]:
     """The selected rows that this preset can train (a doubled budget exists only for some presets)."""
-    return [row for row in ROWS if row.key in args.arms and row_budget(args.preset, row) is not None]
+    return [row for row in ROWS if row.key in args.arms and row_budget(args.preset, args.dataset, row) is not None]
 
 
 # ------------------------------------------------------------------------------------------------ conversion
@@ -367,7 +367,8 @@ def evaluate_rows(args: argparse.Namespace, raw: Path, dataset_name: str, rows: 
                               "summary": aggregate(per_case), "per_case": per_case}
             print(f"{row.label}, seed {seed}: mean Dice {100 * per_seed[seed]['summary']['mean']['Dice']['mean']:.1f}")
         seed_means = {s: v["summary"]["mean"]["Dice"]["mean"] for s, v in per_seed.items()}
-        results[row.key] = {"label": row.label, "trainer": trainer_names(row.arm, row_budget(args.preset, row)),
+        trainer = trainer_names(row.arm, row_budget(args.preset, args.dataset, row))
+        results[row.key] = {"label": row.label, "trainer": trainer,
                             "ensemble": row.ensemble, "seeds": per_seed,
                             "mean_dice_per_seed": seed_means,
                             "mean_dice_over_seeds": sum(seed_means.values()) / len(seed_means)}
@@ -457,7 +458,7 @@ def run(args: argparse.Namespace) -> Path:
     steps = StepLog(args.work_dir / "benchmark_steps.json", total=0)
     raw, test_name, name = prepare(args, folders, steps)
 
-    teacher = trainer_names(STOCK, preset_budget(args.preset))
+    teacher = trainer_names(STOCK, preset_budget(args.preset, args.dataset))
     teachers = [Model(teacher, fold, 0, "nnUNet_results", args.plans) for fold in range(args.teacher_folds)]
     models = list(dict.fromkeys(m for row in rows for per_seed in row_models(row, args).values() for m in per_seed))
     stock_models = list(dict.fromkeys([*teachers, *(m for m in models if m.trainer.startswith(STOCK))]))
@@ -515,7 +516,7 @@ def write_reports(stem: Path, args: argparse.Namespace, raw: Path, results: dict
                      "pixels of the converted images")
     from nnunet_dumm.trainers.variants import BUDGETS
 
-    budget = BUDGETS.get(preset_budget(args.preset))
+    budget = BUDGETS.get(preset_budget(args.preset, args.dataset))
     schedule = (f"{budget.num_epochs} epochs x {budget.iterations_per_epoch} iterations "
                 f"(+{budget.val_iterations_per_epoch} validation iterations per epoch) = {budget.iterations} "
                 "iterations" if budget else "nnU-Net default: 1000 epochs x 250 iterations")

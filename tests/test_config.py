@@ -203,13 +203,14 @@ def test_pseudo_label_has_one_round_and_no_pum_keeps_rounds(variants):
 
 def test_presets_cover_every_arm_and_budget(variants):
     # every arm on the named budgets and the proxy and GPU-window budgets; stock alone on the learning curve's
-    stock_only = {name for name in variants.BUDGETS if name.endswith("it")} - {variants.PROXY_BUDGET, "5000it"}
+    proxy_budgets = set(variants.PROXY_BUDGETS.values())
+    stock_only = {name for name in variants.BUDGETS if name.endswith("it")} - proxy_budgets - {"5000it"}
     expected = {
         f"{'nnUNetTrainerStock' if arm is variants.nnUNetTrainer else arm.__name__}_{budget}"
         for arm in variants.ARMS
         for budget in variants.BUDGETS
         if budget not in stock_only or arm is variants.nnUNetTrainer
-    } | {f"{lever.__name__}_{budget}" for lever in variants.LEVERS for budget in ("test", variants.PROXY_BUDGET)}
+    } | {f"{lever.__name__}_{budget}" for lever in variants.LEVERS for budget in ("test", *proxy_budgets)}
     assert set(variants.PRESETS) == expected
     for name, preset in variants.PRESETS.items():
         assert preset.__name__ == name
