@@ -75,6 +75,7 @@ class Row:
 
     ``budget`` "2x" trains on the preset's doubled budget (the stock row with the student's sample count).
     ``seeded`` rows are trained once per ``--seeds`` value, the others with seed 0 only.
+    ``teachers_from``: the row whose models are this row's teachers, trained first (a second generation).
     """
 
     key: str
@@ -83,6 +84,7 @@ class Row:
     ensemble: bool = False
     budget: str = ""
     seeded: bool = False
+    teachers_from: str = ""
 
 
 ROWS = (
@@ -101,13 +103,15 @@ ROWS = (
     Row("fg_sus", "DUMM + foreground-aware SUS", "nnUNetTrainerDUMM_fgSUS"),
     Row("fg_oversample", "DUMM + foreground-centred unlabeled patches", "nnUNetTrainerDUMM_fgOversample"),
     Row("teacher_init", "DUMM + student started from its teacher", "nnUNetTrainerDUMM_teacherInit"),
+    Row("gen2", "DUMM generation 2 (the 5 DUMM folds as teachers)", "nnUNetTrainerDUMM_gen2",
+        teachers_from="dumm_ensemble"),
 )
-LEVER_ROWS = ("copy_paste", "class_quantile", "fg_sus", "fg_oversample", "teacher_init")
+ROWS_BY_KEY = {row.key: row for row in ROWS}
+LEVER_ROWS = ("copy_paste", "class_quantile", "fg_sus", "fg_oversample", "teacher_init", "gen2")
 # (row, reference row): the differences the report and summary.json give intervals for
 COMPARISONS = (("dumm", "stock_ensemble"), ("dumm", "stock"), ("dumm_ensemble", "stock_ensemble"),
                ("stock_2x", "stock"), ("dumm", "stock_2x"), ("pseudo_label", "stock"),
-               *((lever, "dumm") for lever in ("copy_paste", "class_quantile", "fg_sus", "fg_oversample",
-                                                "teacher_init")))
+               *((lever, "dumm") for lever in LEVER_ROWS), ("gen2", "stock_ensemble"))
 SUMMARY_KEYS = {("dumm", "stock_ensemble"): "dumm_vs_stock_ensemble", ("dumm", "stock"): "dumm_vs_stock_fold0",
                 ("dumm_ensemble", "stock_ensemble"): "dumm_ensemble_vs_stock_ensemble",
                 ("stock_2x", "stock"): "stock_2x_vs_stock_fold0", ("dumm", "stock_2x"): "dumm_vs_stock_2x"}
@@ -167,6 +171,25 @@ def row_models(row: Row, args: argparse.Namespace) -> dict[int, list[Model]]:
             root = f"nnUNet_results_seed{seed}"
         out[seed] = [Model(trainer, 0, seed, root, args.plans)]
     return out
+
+
+def _models_of(rows: list[Row], args: argparse.Namespace) -> list[Model]:
+    return list(dict.fromkeys(m for row in rows for per_seed in row_models(row, args).values() for m in per_seed))
+
+
+def training_stages(rows: list[Row], args: argparse.Namespace) -> tuple[list[Model], list[Model], list[Model]]:
+    """The models to train, in the order they depend on each other: the stock models (the teachers among them),
+    the students of the stock teachers, and the second generation, whose teachers (the models of the row it names
+    in ``teachers_from``, whether that row is reported or not) are students of the stage before."""
+    teacher = trainer_names(STOCK, preset_budget(args.preset, args.dataset))
+    teachers = [Model(teacher, fold, 0, "nnUNet_results", args.plans) for fold in range(args.teacher_folds)]
+    first_rows = [row for row in rows if not row.teachers_from] + \
+        [ROWS_BY_KEY[row.teachers_from] for row in rows if row.teachers_from]
+    models = _models_of(first_rows, args)
+    stock_models = list(dict.fromkeys([*teachers, *(m for m in models if m.trainer.startswith(STOCK))]))
+    students = [m for m in models if m not in stock_models]
+    second_generation = [m for m in _models_of([row for row in rows if row.teachers_from], args) if m not in models]
+    return stock_models, students, second_generation
 
 
 def available_rows(args: argparse.Namespace) -> list[Row]:
@@ -459,10 +482,7 @@ def run(args: argparse.Namespace) -> Path:
     raw, test_name, name = prepare(args, folders, steps)
 
     teacher = trainer_names(STOCK, preset_budget(args.preset, args.dataset))
-    teachers = [Model(teacher, fold, 0, "nnUNet_results", args.plans) for fold in range(args.teacher_folds)]
-    models = list(dict.fromkeys(m for row in rows for per_seed in row_models(row, args).values() for m in per_seed))
-    stock_models = list(dict.fromkeys([*teachers, *(m for m in models if m.trainer.startswith(STOCK))]))
-    students = [m for m in models if m not in stock_models]
+    stock_models, students, second_generation = training_stages(rows, args)
     # stock models only see the labeled cases: trained once in the test dataset, linked into the dev dataset
     train_all(stock_models, args, test_name, steps)
     for model in stock_models:
@@ -471,6 +491,7 @@ def run(args: argparse.Namespace) -> Path:
         if model.teacher_link_needed:
             link_model_folder(args.work_dir, model.root, name, "nnUNet_results", test_name, teacher, model.plans)
     train_all(students, args, name, steps)
+    train_all(second_generation, args, name, steps)
 
     images, labels = ("imagesTs", "labelsTs") if args.evaluate == "test" else ("imagesDev", "labelsDev")
     results = evaluate_rows(args, raw, name, rows, steps, images, labels)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,9 +144,11 @@ class DUMMConfig:
         except ValueError as e:
             raise ValueError(f"DUMMConfig.round_fractions/round_epoch_shares: {e}") from None
 
-    def replace_teacher_trainer(self, trainer: str) -> DUMMConfig:
-        """The same config with teachers looked up under another trainer name (model folders stay as they are)."""
-        teachers = tuple(t if t.model_folder else dataclasses.replace(t, trainer=trainer) for t in self.teachers)
+    def replace_teacher_trainers(self, rename: Callable[[str], str]) -> DUMMConfig:
+        """The same config with teachers looked up under other trainer names, ``rename(trainer)`` (teachers given
+        by model folder stay as they are)."""
+        teachers = tuple(t if t.model_folder else dataclasses.replace(t, trainer=rename(t.trainer))
+                         for t in self.teachers)
         return dataclasses.replace(self, teachers=teachers)
 
     def to_dict(self) -> dict:

@@ -149,13 +149,13 @@ def test_unknown_teacher_field_raises():
         DUMMConfig.from_dict(d)
 
 
-# --- replace_teacher_trainer ----------------------------------------------------------------------------------
+# --- replace_teacher_trainers ---------------------------------------------------------------------------------
 
 
-def test_replace_teacher_trainer_changes_only_teachers_without_model_folder():
-    replaced = CUSTOM.replace_teacher_trainer("nnUNetTrainerStock_demo")
+def test_replace_teacher_trainers_renames_only_teachers_without_model_folder():
+    replaced = CUSTOM.replace_teacher_trainers(lambda trainer: f"{trainer}_demo")
     by_name, by_folder = replaced.teachers
-    assert by_name == dataclasses.replace(CUSTOM.teachers[0], trainer="nnUNetTrainerStock_demo")
+    assert by_name == dataclasses.replace(CUSTOM.teachers[0], trainer="nnUNetTrainer_5epochs_demo")
     assert by_folder == CUSTOM.teachers[1]
     assert by_folder.trainer == "nnUNetTrainer"
     assert dataclasses.replace(replaced, teachers=CUSTOM.teachers) == CUSTOM
@@ -218,14 +218,17 @@ def test_presets_cover_every_arm_and_budget(variants):
         assert preset.budget == variants.BUDGETS[name.rsplit("_", 1)[1]]
 
 
-def test_dumm_presets_use_stock_teachers_of_the_same_budget(variants):
+def test_dumm_presets_use_teachers_of_the_same_budget(variants):
     dumm_presets = {n: p for n, p in variants.PRESETS.items() if issubclass(p, variants.nnUNetTrainerDUMM)}
     assert dumm_presets
     for name, preset in dumm_presets.items():
         arm_name, budget = name.rsplit("_", 1)
         arm = getattr(variants, arm_name)
         assert issubclass(preset, arm)
-        assert f"nnUNetTrainerStock_{budget}" in variants.PRESETS
-        assert all(t.trainer == f"nnUNetTrainerStock_{budget}" for t in preset.dumm_config.teachers), name
+        # stock teachers, except a second generation's: the DUMM folds of the same budget
+        teacher = f"nnUNetTrainerDUMM_{budget}" if arm is variants.nnUNetTrainerDUMM_gen2 else \
+            f"nnUNetTrainerStock_{budget}"
+        assert teacher in variants.PRESETS
+        assert all(t.trainer == teacher for t in preset.dumm_config.teachers), name
         # only the teachers' trainer changes
         assert dataclasses.replace(preset.dumm_config, teachers=arm.dumm_config.teachers) == arm.dumm_config

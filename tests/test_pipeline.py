@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -281,3 +282,26 @@ def test_training_a_fold_again_from_scratch_never_reuses_the_earlier_students_la
     (second,) = caches.glob("round2_*")
     assert second.name != first.name
     assert len(list(second.glob("*.pkl"))) == TINY_SPEC.num_unlabeled
+
+
+def test_a_second_generation_learns_from_the_dumm_folds(pipeline, tmp_path):
+    """nnUNetTrainerDUMM_gen2: the fold models of a finished DUMM run label the pool again, in a cache of their own,
+    and teach a new student that stock nnU-Net predicts with."""
+    from nnunetv2.run.run_training import run_training
+
+    if not (pipeline["student"] / "fold_1" / "checkpoint_final.pth").is_file():  # two DUMM folds at least
+        run_training("950", "2d", 1, "nnUNetTrainerDUMM_test", device=torch.device("cpu"))
+    run_training("950", "2d", 0, "nnUNetTrainerDUMM_gen2_test", device=torch.device("cpu"))
+    passes = {f.parent: tuple(m["model"] for m in json.loads(f.read_text())["models"])
+              for f in (pipeline["preprocessed"] / "dumm_pseudo_labels").glob("*/sources.json")}
+    (second_generation,) = [folder for folder, models in passes.items() if pipeline["student"].name in models]
+    assert len(passes[second_generation]) >= 2
+    assert set(passes[second_generation]) == {pipeline["student"].name}  # the DUMM folds alone, no stock teacher
+    assert ("nnUNetTrainerStock_test__nnUNetPlans__2d",) * 2 in passes.values()  # the first generation's pass stays
+    shutil.rmtree(second_generation)  # the other tests expect the first generation's cache alone
+    output = tmp_path / "gen2"
+    result = run_console_script(["nnUNetv2_predict", "-i", str(pipeline["raw"] / "imagesTs"), "-o", str(output),
+                                 "-d", "950", "-c", "2d", "-tr", "nnUNetTrainerDUMM_gen2_test", "-f", "0",
+                                 "-device", "cpu", "-npp", "1", "-nps", "1"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list(output.glob("*.nii.gz"))) == TINY_SPEC.num_test

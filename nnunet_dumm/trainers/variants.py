@@ -139,10 +139,25 @@ class nnUNetTrainerDUMM_teacherInit(nnUNetTrainerDUMM):
     dumm_config = dataclasses.replace(nnUNetTrainerDUMM.dumm_config, student_init="teacher")
 
 
+class nnUNetTrainerDUMM_gen2(nnUNetTrainerDUMM):
+    """A second generation (the FLARE 2022 recipe with nnU-Net): the fold models of a finished DUMM run are the
+    teachers; their ensemble labels the pool again and SUS ranks it anew."""
+
+    dumm_config = dataclasses.replace(nnUNetTrainerDUMM.dumm_config,
+                                      teachers=(TeacherSpec(trainer=nnUNetTrainerDUMM.__name__),))
+
+
+def preset_name(trainer: str, budget: str) -> str:
+    """The budget preset of a trainer: ``<trainer>_<budget>``; stock nnU-Net's is ``nnUNetTrainerStock_<budget>``
+    (a teacher named ``nnUNetTrainer`` in a config means stock nnU-Net)."""
+    return f"{'nnUNetTrainerStock' if trainer == nnUNetTrainer.__name__ else trainer}_{budget}"
+
+
 class _BudgetPreset:
     """Mixin of a budget preset: ``class X(_BudgetPreset, <arm>, budget="cpu")`` trains ``<arm>`` on that budget.
 
-    DUMM presets take their teachers from the stock preset of the same budget.
+    DUMM presets take their teachers from the presets of the same budget: stock teachers from
+    ``nnUNetTrainerStock_<budget>``, a second generation's from ``nnUNetTrainerDUMM_<budget>``.
     """
 
     budget: ClassVar[TrainingBudget]
@@ -155,7 +170,7 @@ class _BudgetPreset:
         arm = cls.__bases__[-1]
         cls.__doc__ = f"{arm.__name__} with the '{budget}' budget {cls.budget}"
         if issubclass(cls, nnUNetTrainerDUMM):
-            cls.dumm_config = arm.dumm_config.replace_teacher_trainer(f"nnUNetTrainerStock_{budget}")
+            cls.dumm_config = arm.dumm_config.replace_teacher_trainers(lambda trainer: preset_name(trainer, budget))
 
     # the five-argument signature nnU-Net requires of every trainer
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
@@ -179,6 +194,7 @@ class nnUNetTrainerDUMM_classQuantile_test(_BudgetPreset, nnUNetTrainerDUMM_clas
 class nnUNetTrainerDUMM_fgSUS_test(_BudgetPreset, nnUNetTrainerDUMM_fgSUS, budget="test"): ...
 class nnUNetTrainerDUMM_copyPaste_test(_BudgetPreset, nnUNetTrainerDUMM_copyPaste, budget="test"): ...
 class nnUNetTrainerDUMM_teacherInit_test(_BudgetPreset, nnUNetTrainerDUMM_teacherInit, budget="test"): ...
+class nnUNetTrainerDUMM_gen2_test(_BudgetPreset, nnUNetTrainerDUMM_gen2, budget="test"): ...
 
 
 # --- demo
@@ -221,6 +237,7 @@ class nnUNetTrainerDUMM_classQuantile_1000it(_BudgetPreset, nnUNetTrainerDUMM_cl
 class nnUNetTrainerDUMM_fgSUS_1000it(_BudgetPreset, nnUNetTrainerDUMM_fgSUS, budget="1000it"): ...
 class nnUNetTrainerDUMM_copyPaste_1000it(_BudgetPreset, nnUNetTrainerDUMM_copyPaste, budget="1000it"): ...
 class nnUNetTrainerDUMM_teacherInit_1000it(_BudgetPreset, nnUNetTrainerDUMM_teacherInit, budget="1000it"): ...
+class nnUNetTrainerDUMM_gen2_1000it(_BudgetPreset, nnUNetTrainerDUMM_gen2, budget="1000it"): ...
 
 
 # --- 2000 iterations: the proxy preset of the ACDC benchmark (learning curve: ACDC-7 at 64 x 64 plateaus here)
@@ -236,6 +253,7 @@ class nnUNetTrainerDUMM_classQuantile_2000it(_BudgetPreset, nnUNetTrainerDUMM_cl
 class nnUNetTrainerDUMM_fgSUS_2000it(_BudgetPreset, nnUNetTrainerDUMM_fgSUS, budget="2000it"): ...
 class nnUNetTrainerDUMM_copyPaste_2000it(_BudgetPreset, nnUNetTrainerDUMM_copyPaste, budget="2000it"): ...
 class nnUNetTrainerDUMM_teacherInit_2000it(_BudgetPreset, nnUNetTrainerDUMM_teacherInit, budget="2000it"): ...
+class nnUNetTrainerDUMM_gen2_2000it(_BudgetPreset, nnUNetTrainerDUMM_gen2, budget="2000it"): ...
 
 
 # --- 5000 iterations: the GPU window preset
@@ -259,7 +277,7 @@ class nnUNetTrainerStock_10000it(_BudgetPreset, nnUNetTrainer, budget="10000it")
 ARMS = (nnUNetTrainer, nnUNetTrainerDUMM, nnUNetTrainerDUMM_noSUS, nnUNetTrainerDUMM_noPUM, nnUNetTrainerPseudoLabel,
         nnUNetTrainerDUMM_leakFree)
 LEVERS = (nnUNetTrainerDUMM_fgOversample, nnUNetTrainerDUMM_classQuantile, nnUNetTrainerDUMM_fgSUS,
-          nnUNetTrainerDUMM_copyPaste, nnUNetTrainerDUMM_teacherInit)
+          nnUNetTrainerDUMM_copyPaste, nnUNetTrainerDUMM_teacherInit, nnUNetTrainerDUMM_gen2)
 PRESETS = {name: cls for name, cls in dict(globals()).items()
            if isinstance(cls, type) and issubclass(cls, _BudgetPreset) and cls is not _BudgetPreset}
 
