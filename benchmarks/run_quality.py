@@ -432,6 +432,20 @@ def dataset_names(args: argparse.Namespace) -> tuple[str, str, int]:
     return base, base, dataset_id
 
 
+def write_default_split(preprocessed: Path, raw: Path) -> Path:
+    """The dataset's ``splits_final.json``; where the converter wrote none (ISIC: no patients to group), the split
+    nnU-Net's ``do_split`` would create on first training (5-fold KFold of the sorted cases, seed 12345), written now
+    so that the dev dataset can share it before any model trains."""
+    from nnunetv2.utilities.crossval_split import generate_crossval_split
+
+    splits_file = preprocessed / "splits_final.json"
+    if not splits_file.is_file():
+        file_ending = json.loads((raw / "dataset.json").read_text())["file_ending"]
+        cases = sorted(f.name[:-len(file_ending)] for f in (raw / "labelsTr").iterdir() if f.name.endswith(file_ending))
+        splits_file.write_text(json.dumps(generate_crossval_split(cases, seed=12345, n_splits=5), indent=1))
+    return splits_file
+
+
 def prepare(args: argparse.Namespace, folders: dict, steps: StepLog) -> tuple[Path, str, str]:
     """Conversion, planning and unlabeled preprocessing of the test dataset (and the dev dataset)."""
     test_name, name, dataset_id = dataset_names(args)
@@ -453,7 +467,8 @@ def prepare(args: argparse.Namespace, folders: dict, steps: StepLog) -> tuple[Pa
                 os.replace(raw.with_name(raw.name + ".partial"), raw)
                 preprocessed = folders["nnUNet_preprocessed"] / name
                 preprocessed.mkdir(parents=True, exist_ok=True)
-                shutil.copy(folders["nnUNet_preprocessed"] / test_name / "splits_final.json", preprocessed)
+                splits = write_default_split(folders["nnUNet_preprocessed"] / test_name, folders["nnUNet_raw"] / test_name)
+                shutil.copy(splits, preprocessed)
                 record["dev_cases"] = dev_cases
         with steps.step("plan_dev", "plans and preprocessing of the dev dataset (the same labeled cases)") as record:
             record["skipped"] = not plan_and_preprocess(dataset_id, name, CONFIGURATION)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 
-from benchmarks.run_quality import ROWS, available_rows, training_stages
+from benchmarks.run_quality import ROWS, available_rows, training_stages, write_default_split
 
 
 def _args(arms: list[str], seeds: list[int]) -> argparse.Namespace:
@@ -30,3 +31,22 @@ def test_without_a_second_generation_nothing_waits():
     _, students, second_generation = training_stages(available_rows(args), args)
     assert second_generation == []
     assert any(m.trainer == "nnUNetTrainerDUMM_copyPaste_1000it" for m in students)
+
+
+def test_the_dev_dataset_gets_nnunets_default_split_before_any_model_trained(tmp_path):
+    raw, preprocessed = tmp_path / "raw", tmp_path / "pre"
+    (raw / "labelsTr").mkdir(parents=True)
+    preprocessed.mkdir()
+    (raw / "dataset.json").write_text(json.dumps({"file_ending": ".png"}))
+    cases = [f"ISIC_{i:07d}" for i in range(12)]
+    for case in cases:
+        (raw / "labelsTr" / f"{case}.png").write_bytes(b"")
+    splits = json.loads(write_default_split(preprocessed, raw).read_text())
+    assert len(splits) == 5
+    assert sorted(c for fold in splits for c in fold["val"]) == cases  # every case validates in exactly one fold
+    assert all(sorted(fold["train"] + fold["val"]) == cases for fold in splits)
+
+    # a converter's own split (ACDC: grouped by patient) is the one kept
+    grouped = [{"train": cases[:6], "val": cases[6:]}]
+    (preprocessed / "splits_final.json").write_text(json.dumps(grouped))
+    assert json.loads(write_default_split(preprocessed, raw).read_text()) == grouped
