@@ -100,6 +100,7 @@ ROWS = (
     # the levers beyond the paper, one at a time on top of DUMM (chosen on the dev split: --evaluate dev)
     Row("copy_paste", "DUMM + copy-paste of labeled boxes (BCP)", "nnUNetTrainerDUMM_copyPaste"),
     Row("class_quantile", "DUMM + per-class quantile mask", "nnUNetTrainerDUMM_classQuantile"),
+    Row("no_mask", "DUMM with every pseudo-label pixel counted (no mask)", "nnUNetTrainerDUMM_noMask"),
     Row("fg_sus", "DUMM + foreground-aware SUS", "nnUNetTrainerDUMM_fgSUS"),
     Row("fg_oversample", "DUMM + foreground-centred unlabeled patches", "nnUNetTrainerDUMM_fgOversample"),
     Row("teacher_init", "DUMM + student started from its teacher", "nnUNetTrainerDUMM_teacherInit"),
@@ -107,7 +108,7 @@ ROWS = (
         teachers_from="dumm_ensemble"),
 )
 ROWS_BY_KEY = {row.key: row for row in ROWS}
-LEVER_ROWS = ("copy_paste", "class_quantile", "fg_sus", "fg_oversample", "teacher_init", "gen2")
+LEVER_ROWS = ("copy_paste", "class_quantile", "no_mask", "fg_sus", "fg_oversample", "teacher_init", "gen2")
 # (row, reference row): the differences the report and summary.json give intervals for
 COMPARISONS = (("dumm", "stock_ensemble"), ("dumm", "stock"), ("dumm_ensemble", "stock_ensemble"),
                ("stock_2x", "stock"), ("dumm", "stock_2x"), ("pseudo_label", "stock"),
