@@ -468,8 +468,9 @@ def prepare(args: argparse.Namespace, folders: dict, steps: StepLog) -> tuple[Pa
                 os.replace(raw.with_name(raw.name + ".partial"), raw)
                 preprocessed = folders["nnUNet_preprocessed"] / name
                 preprocessed.mkdir(parents=True, exist_ok=True)
-                splits = write_default_split(folders["nnUNet_preprocessed"] / test_name, folders["nnUNet_raw"] / test_name)
-                shutil.copy(splits, preprocessed)
+                test_split = write_default_split(folders["nnUNet_preprocessed"] / test_name,
+                                                 folders["nnUNet_raw"] / test_name)
+                shutil.copy(test_split, preprocessed)
                 record["dev_cases"] = dev_cases
         with steps.step("plan_dev", "plans and preprocessing of the dev dataset (the same labeled cases)") as record:
             record["skipped"] = not plan_and_preprocess(dataset_id, name, CONFIGURATION)
