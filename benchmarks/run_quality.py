@@ -76,6 +76,7 @@ class Row:
     ``budget`` "2x" trains on the preset's doubled budget (the stock row with the student's sample count).
     ``seeded`` rows are trained once per ``--seeds`` value, the others with seed 0 only.
     ``teachers_from``: the row whose models are this row's teachers, trained first (a second generation).
+    ``oracle`` rows train on the oracle twin of the dataset (``prepare_oracle``): the pool's true labels as labels.
     """
 
     key: str
@@ -85,6 +86,7 @@ class Row:
     budget: str = ""
     seeded: bool = False
     teachers_from: str = ""
+    oracle: bool = False
 
 
 ROWS = (
@@ -106,13 +108,18 @@ ROWS = (
     Row("teacher_init", "DUMM + student started from its teacher", "nnUNetTrainerDUMM_teacherInit"),
     Row("gen2", "DUMM generation 2 (the 5 DUMM folds as teachers)", "nnUNetTrainerDUMM_gen2",
         teachers_from="dumm_ensemble"),
+    # the supervised upper bound: what true labels for the whole pool would give at the same budget (and at the
+    # student's sample count); the headroom any semi-supervised method has above the stock ensemble
+    Row("oracle", "supervised upper bound: stock nnU-Net fold 0 with the pool's true labels", STOCK, oracle=True),
+    Row("oracle_2x", "supervised upper bound, twice the iterations", STOCK, budget="2x", oracle=True),
 )
 ROWS_BY_KEY = {row.key: row for row in ROWS}
 LEVER_ROWS = ("copy_paste", "class_quantile", "no_mask", "fg_sus", "fg_oversample", "teacher_init", "gen2")
 # (row, reference row): the differences the report and summary.json give intervals for
 COMPARISONS = (("dumm", "stock_ensemble"), ("dumm", "stock"), ("dumm_ensemble", "stock_ensemble"),
                ("stock_2x", "stock"), ("dumm", "stock_2x"), ("pseudo_label", "stock"),
-               *((lever, "dumm") for lever in LEVER_ROWS), ("gen2", "stock_ensemble"))
+               *((lever, "dumm") for lever in LEVER_ROWS), ("gen2", "stock_ensemble"),
+               ("oracle", "stock_ensemble"), ("oracle_2x", "stock_ensemble"), ("dumm", "oracle"))
 SUMMARY_KEYS = {("dumm", "stock_ensemble"): "dumm_vs_stock_ensemble", ("dumm", "stock"): "dumm_vs_stock_fold0",
                 ("dumm_ensemble", "stock_ensemble"): "dumm_ensemble_vs_stock_ensemble",
                 ("stock_2x", "stock"): "stock_2x_vs_stock_fold0", ("dumm", "stock_2x"): "dumm_vs_stock_2x"}
@@ -127,6 +134,7 @@ class Model:
     seed: int
     root: str
     plans: str = "nnUNetPlans"
+    oracle: bool = False  # trained on the oracle twin of the dataset
 
     @property
     def teacher_link_needed(self) -> bool:
@@ -160,7 +168,8 @@ def row_models(row: Row, args: argparse.Namespace) -> dict[int, list[Model]]:
     """The models behind a row, per seed (an ensemble row: all teacher folds of seed 0)."""
     trainer = trainer_names(row.arm, row_budget(args.preset, args.dataset, row))
     if row.ensemble:
-        return {0: [Model(trainer, fold, 0, "nnUNet_results", args.plans) for fold in range(args.teacher_folds)]}
+        return {0: [Model(trainer, fold, 0, "nnUNet_results", args.plans, row.oracle)
+                    for fold in range(args.teacher_folds)]}
     seeds = args.seeds if row.seeded else [0]
     out = {}
     for seed in seeds:
@@ -170,7 +179,7 @@ def row_models(row: Row, args: argparse.Namespace) -> dict[int, list[Model]]:
             root = f"nnUNet_results_stock_seed{seed}"  # not the seed roots: those link the teachers' folder
         else:
             root = f"nnUNet_results_seed{seed}"
-        out[seed] = [Model(trainer, 0, seed, root, args.plans)]
+        out[seed] = [Model(trainer, 0, seed, root, args.plans, row.oracle)]
     return out
 
 
@@ -181,9 +190,11 @@ def _models_of(rows: list[Row], args: argparse.Namespace) -> list[Model]:
 def training_stages(rows: list[Row], args: argparse.Namespace) -> tuple[list[Model], list[Model], list[Model]]:
     """The models to train, in the order they depend on each other: the stock models (the teachers among them),
     the students of the stock teachers, and the second generation, whose teachers (the models of the row it names
-    in ``teachers_from``, whether that row is reported or not) are students of the stage before."""
+    in ``teachers_from``, whether that row is reported or not) are students of the stage before. The oracle rows'
+    models (another dataset, no teachers) are not among them."""
     teacher = trainer_names(STOCK, preset_budget(args.preset, args.dataset))
     teachers = [Model(teacher, fold, 0, "nnUNet_results", args.plans) for fold in range(args.teacher_folds)]
+    rows = [row for row in rows if not row.oracle]
     first_rows = [row for row in rows if not row.teachers_from] + \
         [ROWS_BY_KEY[row.teachers_from] for row in rows if row.teachers_from]
     models = _models_of(first_rows, args)
@@ -309,6 +320,77 @@ def link_model_folder(work_dir: Path, root: str, dataset_name: str, target_root:
     link.symlink_to(target, target_is_directory=True)
 
 
+# ------------------------------------------------------------------------------------------------ oracle
+def oracle_dataset_name(name: str, dataset_id: int) -> tuple[str, int]:
+    """The oracle twin of a dataset: two ids further (test 931 -> 933, dev 932 -> 934), the same name + ``_oracle``."""
+    return f"Dataset{dataset_id + 2:03d}_{name.split('_', 1)[1]}_oracle", dataset_id + 2
+
+
+def oracle_splits(splits: list[dict], pool: list[str]) -> list[dict]:
+    """The dataset's cross-validation split with every labeled pool case added to each fold's training cases: the
+    validation cases stay those of the fold, the pool never validates."""
+    return [{"train": [*fold["train"], *pool], "val": list(fold["val"])} for fold in splits]
+
+
+def prepare_oracle(args: argparse.Namespace, folders: dict, steps: StepLog, name: str, dataset_id: int) -> str:
+    """The oracle twin of the students' dataset: its labeled cases plus every unlabeled-pool case that has a true
+    label (``labelsUnlabeled/``) as labeled training cases, with the students' plans copied (the same network, patch
+    and batch: nnU-Net's ``move_plans_between_datasets``), the students' split with the pool added to every fold's
+    training cases, preprocessed like any nnU-Net dataset. Its stock models are the supervised upper bound: what
+    labels for the pool would give at the same budget. Dev cases are not in the pool (the dev dataset's pool), and
+    the evaluation set never is."""
+    oracle, oracle_id = oracle_dataset_name(name, dataset_id)
+    source, source_preprocessed = folders["nnUNet_raw"] / name, folders["nnUNet_preprocessed"] / name
+    preprocessed = folders["nnUNet_preprocessed"] / oracle
+    with steps.step(f"prepare_{oracle}", f"oracle dataset {oracle}: labeled cases + the pool with its true labels, "
+                    "the same plans") as record:
+        file_ending = json.loads((source / "dataset.json").read_text())["file_ending"]
+        pool = sorted(p.name[: -len(file_ending)] for p in (source / "labelsUnlabeled").glob(f"*{file_ending}"))
+        plans = json.loads((source_preprocessed / "nnUNetPlans.json").read_text())
+        data_folder = preprocessed / plans["configurations"][CONFIGURATION]["data_identifier"]
+        labeled = len(list((source / "labelsTr").glob(f"*{file_ending}")))
+        record["skipped"] = data_folder.is_dir() and len(list(data_folder.glob("*.pkl"))) == labeled + len(pool)
+        record["pool_cases_with_labels"] = len(pool)
+        if not record["skipped"]:
+            if not pool:
+                raise SystemExit(f"{source}: no labelsUnlabeled/, so no oracle: the pool has no true labels")
+            _build_oracle(source, source_preprocessed, folders["nnUNet_raw"] / oracle, preprocessed, pool)
+            from nnunetv2.experiment_planning.plan_and_preprocess_api import preprocess
+            from nnunetv2.experiment_planning.plans_for_pretraining.move_plans_between_datasets import (
+                move_plans_between_datasets,
+            )
+
+            move_plans_between_datasets(name, oracle, "nnUNetPlans")
+            preprocess([oracle_id], "nnUNetPlans", configurations=(CONFIGURATION,), num_processes=(1,))
+    if args.plans != "nnUNetPlans":
+        write_plans_variant(preprocessed, args.plans, args.network_scale)
+    return oracle
+
+
+def _build_oracle(source: Path, source_preprocessed: Path, raw: Path, preprocessed: Path, pool: list[str]) -> None:
+    """The oracle's raw folder (written aside, then renamed into place), its dataset.json, the labeled cases'
+    fingerprint (that of the plans) and its split, ready for nnU-Net's preprocessing with the copied plans."""
+    dataset_json = json.loads((source / "dataset.json").read_text())
+    file_ending = dataset_json["file_ending"]
+    partial = raw.with_name(raw.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(source / "imagesTr", partial / "imagesTr")
+    shutil.copytree(source / "labelsTr", partial / "labelsTr")
+    for case in pool:
+        for image in (source / "imagesUnlabeled").glob(f"{case}_[0-9][0-9][0-9][0-9]{file_ending}"):
+            shutil.copy(image, partial / "imagesTr" / image.name)
+        shutil.copy(source / "labelsUnlabeled" / f"{case}{file_ending}", partial / "labelsTr")
+    dataset_json["numTraining"] = len(list((partial / "labelsTr").glob(f"*{file_ending}")))
+    write_json(partial / "dataset.json", dataset_json)
+    shutil.rmtree(raw, ignore_errors=True)
+    os.replace(partial, raw)
+    preprocessed.mkdir(parents=True, exist_ok=True)
+    shutil.copy(raw / "dataset.json", preprocessed / "dataset.json")
+    shutil.copy(source_preprocessed / "dataset_fingerprint.json", preprocessed / "dataset_fingerprint.json")
+    splits = json.loads(write_default_split(source_preprocessed, source).read_text())
+    write_json(preprocessed / "splits_final.json", oracle_splits(splits, pool))
+
+
 # ------------------------------------------------------------------------------------------------ training
 def _model_fold_folder(work_dir: Path, dataset_name: str, model: Model) -> Path:
     return work_dir / model.root / dataset_name / f"{model.trainer}__{model.plans}__{CONFIGURATION}" / \
@@ -364,14 +446,16 @@ def train_all(models: list[Model], args: argparse.Namespace, dataset_name: str, 
 
 
 def _step_name(model: Model, dataset_name: str) -> str:
-    # models of the dev dataset get their own records: the test run's timings stay as they were measured
-    return f"train_{model.trainer}_fold{model.fold}_seed{model.seed}" + ("_dev" if dataset_name.endswith("_dev")
-                                                                          else "")
+    # models of the dev and oracle datasets get their own records: the test run's timings stay as they were measured
+    twins = [tag for tag in dataset_name.split("_")[2:] if tag in ("dev", "oracle")]
+    return f"train_{model.trainer}_fold{model.fold}_seed{model.seed}" + "".join(f"_{tag}" for tag in twins)
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
-def evaluate_rows(args: argparse.Namespace, raw: Path, dataset_name: str, rows: list[Row], steps: StepLog,
-                  images: str, labels: str) -> dict:
+def evaluate_rows(args: argparse.Namespace, raw: Path, dataset_names: dict[bool, str], rows: list[Row],
+                  steps: StepLog, images: str, labels: str) -> dict:
+    """Each row's predictions of the evaluation set and their metrics; ``dataset_names``: where the models of the
+    ordinary (False) and the oracle (True) rows were trained."""
     from nnunet_dumm.runs import predict_and_evaluate
 
     dataset_json = json.loads((raw / "dataset.json").read_text())
@@ -379,7 +463,7 @@ def evaluate_rows(args: argparse.Namespace, raw: Path, dataset_name: str, rows: 
     for row in rows:
         per_seed = {}
         for seed, models in row_models(row, args).items():
-            model_folder = _model_fold_folder(args.work_dir, dataset_name, models[0]).parent
+            model_folder = _model_fold_folder(args.work_dir, dataset_names[row.oracle], models[0]).parent
             folds = tuple(m.fold for m in models)
             output = args.work_dir / "predictions" / f"{args.evaluate}_{row.key}" / f"seed{seed}"
             with steps.step(f"predict_{args.evaluate}_{row.key}_seed{seed}",
@@ -509,9 +593,14 @@ def run(args: argparse.Namespace) -> Path:
             link_model_folder(args.work_dir, model.root, name, "nnUNet_results", test_name, teacher, model.plans)
     train_all(students, args, name, steps)
     train_all(second_generation, args, name, steps)
+    datasets = {False: name}
+    oracle_rows = [row for row in rows if row.oracle]
+    if oracle_rows:
+        datasets[True] = prepare_oracle(args, folders, steps, name, dataset_names(args)[2])
+        train_all(_models_of(oracle_rows, args), args, datasets[True], steps)
 
     images, labels = ("imagesTs", "labelsTs") if args.evaluate == "test" else ("imagesDev", "labelsDev")
-    results = evaluate_rows(args, raw, name, rows, steps, images, labels)
+    results = evaluate_rows(args, raw, datasets, rows, steps, images, labels)
     comparisons = compare_rows(results)
     with steps.step("report", "write the report") as record:
         stem = args.results_dir / f"{args.dataset}_{args.preset}_{budget_tag(args)}"

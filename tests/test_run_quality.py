@@ -50,3 +50,67 @@ def test_the_dev_dataset_gets_nnunets_default_split_before_any_model_trained(tmp
     grouped = [{"train": cases[:6], "val": cases[6:]}]
     (preprocessed / "splits_final.json").write_text(json.dumps(grouped))
     assert json.loads(write_default_split(preprocessed, raw).read_text()) == grouped
+
+
+def test_oracle_rows_train_apart_from_the_teachers_and_students():
+    from benchmarks.run_quality import _models_of, _step_name
+
+    args = _args(["stock", "stock_ensemble", "dumm", "oracle", "oracle_2x"], [0])
+    rows = available_rows(args)
+    stock, students, _ = training_stages(rows, args)
+    assert not any(m.oracle for m in [*stock, *students])
+    oracle = _models_of([row for row in rows if row.oracle], args)
+    assert [(m.trainer, m.fold, m.oracle) for m in oracle] == [("nnUNetTrainerStock_1000it", 0, True),
+                                                                ("nnUNetTrainerStock_2000it", 0, True)]
+    # the same trainer and fold as stock fold 0, but another model with its own step record
+    assert oracle[0] not in stock
+    names = {_step_name(stock[0], "Dataset932_ISIC_10pct_64px_dev"),
+             _step_name(oracle[0], "Dataset934_ISIC_10pct_64px_dev_oracle"),
+             _step_name(stock[0], "Dataset931_ISIC_10pct_64px")}
+    assert len(names) == 3
+
+
+def test_the_oracle_adds_the_pool_to_training_never_to_validation():
+    from benchmarks.run_quality import oracle_splits
+
+    splits = [{"train": ["a", "b"], "val": ["c"]}, {"train": ["a", "c"], "val": ["b"]}]
+    assert oracle_splits(splits, ["u1", "u2"]) == [{"train": ["a", "b", "u1", "u2"], "val": ["c"]},
+                                                   {"train": ["a", "c", "u1", "u2"], "val": ["b"]}]
+
+
+def test_the_oracle_dataset_has_the_students_plans_and_the_pool_with_its_labels(planned, tmp_path):
+    import os
+    from pathlib import Path
+
+    import numpy as np
+    from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
+
+    from benchmarks.common import StepLog
+    from benchmarks.run_quality import oracle_dataset_name, prepare_oracle
+    from nnunet_dumm.demo import DATASET_NAME
+    from nnunet_dumm.demo_data import DEMO_DATASET_ID
+
+    folders = {k: Path(os.environ[k]) for k in ("nnUNet_raw", "nnUNet_preprocessed")}
+    args = argparse.Namespace(plans="nnUNetPlans", network_scale=1.0)
+    steps = StepLog(tmp_path / "benchmark_steps.json", total=0)
+    oracle = prepare_oracle(args, folders, steps, DATASET_NAME, DEMO_DATASET_ID)
+    assert oracle == oracle_dataset_name(DATASET_NAME, DEMO_DATASET_ID)[0]
+
+    source, target = folders["nnUNet_preprocessed"] / DATASET_NAME, folders["nnUNet_preprocessed"] / oracle
+    plans, source_plans = (json.loads((f / "nnUNetPlans.json").read_text()) for f in (target, source))
+    assert {**plans, "dataset_name": None} == {**source_plans, "dataset_name": None}
+    file_ending = json.loads((planned / "dataset.json").read_text())["file_ending"]
+    pool = sorted(p.name[: -len(file_ending)] for p in (planned / "labelsUnlabeled").glob(f"*{file_ending}"))
+    assert pool
+    splits, source_splits = (json.loads((f / "splits_final.json").read_text()) for f in (target, source))
+    assert [fold["val"] for fold in splits] == [fold["val"] for fold in source_splits]
+    assert all(set(pool) <= set(fold["train"]) for fold in splits)
+
+    data = nnUNetDatasetBlosc2(str(target / plans["configurations"]["2d"]["data_identifier"]))
+    assert set(pool) <= set(data.identifiers)
+    _, seg, _, _ = data.load_case(pool[0])
+    true_label = np.asarray(seg[:])
+    assert true_label.max() > 0  # the pool case came with its true label, not an empty one
+
+    assert prepare_oracle(args, folders, steps, DATASET_NAME, DEMO_DATASET_ID) == oracle
+    assert "resumed_skip_s" in steps.steps[f"prepare_{oracle}"]  # a rerun finds it done and keeps its wall time
