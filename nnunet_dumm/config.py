@@ -80,6 +80,13 @@ class DUMMConfig:
             BCP (``nnunet_dumm.mixing``); ``copy_paste_box``: the box's side relative to the patch.
         student_init: ``scratch`` (nnU-Net's initialisation) or ``teacher``: the student starts from the weights
             of the teacher of its fold (the first teacher if that fold has none).
+        consistency_weight: weight, relative to the pseudo-label term, of weak-to-strong consistency
+            (``nnunet_dumm.consistency``, after FixMatch/UniMatch): the student's own confident predictions of its
+            unlabeled patches become the targets of strongly perturbed copies of them, in the same forward pass
+            (1.5x the samples of a DUMM step). 0 turns it off (the paper's method).
+        consistency_threshold: the softmax maximum from which the student's own prediction is a target.
+        schedule_factor: the student trains this multiple of nnU-Net's (or the budget preset's) epochs: labeled
+            plus pseudo-labeled images are many more cases than the labeled ones whose plateau set the budget.
         lambda_max: weight of the unlabeled loss after ramp-up.
         rampup_fraction: fraction of all epochs over which lambda(t) ramps up from ~0.
     """
@@ -104,6 +111,9 @@ class DUMMConfig:
     copy_paste: bool = False
     copy_paste_box: float = 2 / 3
     student_init: StudentInit = StudentInit.SCRATCH
+    consistency_weight: float = 0.0
+    consistency_threshold: float = 0.95
+    schedule_factor: float = 1.0
     lambda_max: float = 1.0
     rampup_fraction: float = 0.2
     schedule: RoundSchedule = field(init=False, repr=False, compare=False)
@@ -133,6 +143,9 @@ class DUMMConfig:
             "student_weight": self.student_weight > 0,
             "unlabeled_batch_ratio": self.unlabeled_batch_ratio > 0,
             "unlabeled_oversample_foreground": 0 <= self.unlabeled_oversample_foreground <= 1,
+            "consistency_weight": self.consistency_weight >= 0,
+            "consistency_threshold": 0 <= self.consistency_threshold <= 1,
+            "schedule_factor": self.schedule_factor > 0,
             "lambda_max": self.lambda_max >= 0,
             "rampup_fraction": 0 <= self.rampup_fraction <= 1,
         }

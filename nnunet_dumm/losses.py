@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 from nnunetv2.utilities.helpers import softmax_helper_dim1
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["LabeledPlusPseudoLabelLoss", "WeightedPseudoLabelLoss", "split_unlabeled_target"]
+from nnunet_dumm.consistency import CutMix, online_targets
+
+__all__ = ["LabeledPlusPseudoLabelLoss", "StrongViewTerm", "WeightedPseudoLabelLoss", "split_unlabeled_target"]
 
 
 def split_unlabeled_target(target: torch.Tensor, weight_levels: int, masked_label: int
@@ -53,19 +57,35 @@ class WeightedPseudoLabelLoss(nn.Module):
         return dice_loss + ce_loss
 
 
+@dataclass(frozen=True)
+class StrongViewTerm:
+    """One step's weak-to-strong consistency (``nnunet_dumm.consistency``): the last ``num_unlabeled`` samples of
+    the batch are strong views of the ``num_unlabeled`` before them, mixed by ``mix``; ``weight`` x the pseudo-label
+    loss against the student's own confident predictions of the weak views is added to the unlabeled term."""
+
+    num_unlabeled: int
+    mix: CutMix
+    threshold: float
+    masked_label: int
+    weight: float
+
+
 class LabeledPlusPseudoLabelLoss(nn.Module):
     """nnU-Net's supervised loss on the first ``num_labeled`` samples of a batch, plus ``weight`` (lambda(t)) times
-    the pseudo-label loss on the rest, for one forward pass over labeled and unlabeled patches together.
+    the pseudo-label loss on the rest, for one forward pass over labeled and unlabeled patches together; with
+    ``strong`` set, the rest is weak views then strong views, and the strong views' term is added (the weak views'
+    outputs, detached, are their targets).
 
     Targets (one tensor, or one per deep-supervision scale) are stacked along the batch by ``stack_targets``:
-    labeled targets get a second, unused channel where the unlabeled maps have two (label, weight).
-    ``last_terms`` holds the two terms of the latest call for logging.
+    labeled targets get a second, unused channel where the unlabeled maps have two (label, weight); strong views
+    have placeholder targets. ``last_terms`` holds the terms of the latest call for logging.
     """
 
     def __init__(self, supervised: nn.Module, unlabeled: nn.Module):
         super().__init__()
         self.supervised, self.unlabeled = supervised, unlabeled
         self.num_labeled, self.weight = 0, 0.0
+        self.strong: StrongViewTerm | None = None
         self.last_terms: dict = {}
 
     @staticmethod
@@ -74,13 +94,23 @@ class LabeledPlusPseudoLabelLoss(nn.Module):
         return torch.cat((torch.cat((labeled, padding), 1), unlabeled.to(labeled.dtype)))
 
     def forward(self, output, target) -> torch.Tensor:
-        n = self.num_labeled
-        if isinstance(output, (list, tuple)):
-            supervised = self.supervised([o[:n] for o in output], [t[:n, :1] for t in target])
-            unlabeled = self.unlabeled([o[n:] for o in output], [t[n:] for t in target])
-        else:
-            supervised = self.supervised(output[:n], target[:n, :1])
-            unlabeled = self.unlabeled(output[n:], target[n:])
+        deep = isinstance(output, (list, tuple))
+        outputs, targets = (output, target) if deep else ([output], [target])
+        n, strong = self.num_labeled, self.strong
+        end = n + strong.num_unlabeled if strong else None
+
+        def part(tensors, start, stop, channels=slice(None)):
+            parts = [t[start:stop, channels] for t in tensors]
+            return parts if deep else parts[0]
+
+        supervised = self.supervised(part(outputs, None, n), part(targets, None, n, slice(0, 1)))
+        unlabeled = self.unlabeled(part(outputs, n, end), part(targets, n, end))
         self.last_terms = {"sup_loss": supervised.detach().cpu().numpy(),
                            "unsup_loss": unlabeled.detach().cpu().numpy()}
+        if strong:
+            online = [online_targets(o[n:end], strong.mix, strong.threshold, strong.masked_label) for o in outputs]
+            consistency = self.unlabeled(part(outputs, end, None), online if deep else online[0])
+            self.last_terms |= {"consistency_loss": consistency.detach().cpu().numpy(),
+                                "consistency_kept": (online[0] != strong.masked_label).float().mean().cpu().numpy()}
+            unlabeled = unlabeled + strong.weight * consistency
         return supervised + self.weight * unlabeled

@@ -79,7 +79,8 @@ def test_class_quantile_thresholds_keep_the_same_share_of_every_class(tmp_path):
 
 
 def test_all_levers_at_once_train_and_start_from_the_teacher(pipeline):
-    """Copy-paste, per-class quantile masks, foreground oversampling, foreground SUS and teacher init together."""
+    """Copy-paste, per-class quantile masks, foreground oversampling, foreground SUS, teacher init, weak-to-strong
+    consistency and a longer schedule together."""
     from batchgenerators.utilities.file_and_folder_operations import load_json
 
     from nnunet_dumm.trainers.variants import nnUNetTrainerDUMM_test
@@ -87,7 +88,8 @@ def test_all_levers_at_once_train_and_start_from_the_teacher(pipeline):
     class AllLevers(nnUNetTrainerDUMM_test):
         dumm_config = dataclasses.replace(
             nnUNetTrainerDUMM_test.dumm_config, copy_paste=True, pixel_threshold_mode="class_quantile",
-            unlabeled_oversample_foreground=0.5, sample_uncertainty="dice_fg", student_init="teacher")
+            unlabeled_oversample_foreground=0.5, sample_uncertainty="dice_fg", student_init="teacher",
+            consistency_weight=1.0, schedule_factor=1.5)
 
     preprocessed = Path(os.environ["nnUNet_preprocessed"]) / "Dataset950_DUMMDemo"
     plans = load_json(str(preprocessed / "nnUNetPlans.json"))
@@ -102,9 +104,50 @@ def test_all_levers_at_once_train_and_start_from_the_teacher(pipeline):
     assert "the student starts from nnUNetTrainerStock_test__nnUNetPlans__2d/fold_1" in log
     assert "per-class thresholds on entropy (keep 90% of each class)" in log
     records = [json.loads(line) for line in (fold / "dumm_metrics.jsonl").read_text().splitlines()]
-    assert len(records) == 4 and all(np.isfinite(r["unsup_loss"]) for r in records)
+    assert len(records) == 6  # one and a half times the budget's four epochs
+    assert all(np.isfinite(r["unsup_loss"]) and np.isfinite(r["consistency_loss"]) for r in records)
+    assert all(0 <= r["consistency_kept"] <= 1 for r in records)
     ranking = json.loads((fold / "dumm_ranking.json").read_text())
     assert ranking["sample_uncertainty"] == "dice_fg"
     # it trained: the weights moved away from the teacher's it started from
     final = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)["network_weights"]
     assert any(not torch.equal(final[k], teacher[k]) for k in teacher)
+
+
+def test_cutmix_takes_the_same_box_from_the_partner_at_every_scale():
+    from nnunet_dumm.consistency import CutMix
+
+    batch = torch.arange(3, dtype=torch.float32).view(3, 1, 1, 1).expand(3, 1, 16, 16)
+    mix = CutMix.draw(3, (16, 16), probability=1.0, generator=torch.Generator().manual_seed(1))
+    assert sorted(mix.partner) == [0, 1, 2]
+    mixed = mix.apply(batch)
+    coarse = mix.apply(batch[:, :, ::2, ::2])
+    for i, ((y, x), (h, w)) in enumerate(mix.boxes):
+        inside = torch.zeros(16, 16, dtype=torch.bool)
+        inside[y:y + h, x:x + w] = True
+        assert (mixed[i, 0][inside] == mix.partner[i]).all() and (mixed[i, 0][~inside] == i).all()
+        assert 0.02 * 256 * 0.5 <= inside.sum() <= 0.4 * 256 * 1.5  # 2-40 % of the patch (rounded sides)
+        assert (coarse[i, 0] == mix.partner[i]).sum() == pytest.approx(inside.sum() / 4, abs=2 * (h + w))
+    assert torch.equal(CutMix((0, 1, 2), (None, None, None), (16, 16)).apply(batch), batch)
+
+
+def test_the_strong_view_perturbs_intensities_only_and_mixes_by_its_record():
+    from nnunet_dumm.consistency import online_targets, strong_view
+
+    generator = torch.Generator().manual_seed(0)
+    data = torch.randn(6, 2, 12, 10, generator=generator)
+    strong, mix = strong_view(data, generator)
+    assert strong.shape == data.shape and torch.isfinite(strong).all()
+    assert not torch.equal(strong, data)
+    # where no box was pasted, each voxel is a blurred, rescaled version of the same voxel: the correlation with the
+    # weak view stays high; pasted boxes come from the partner
+    for i, box in enumerate(mix.boxes):
+        if box is None:
+            assert torch.corrcoef(torch.stack([strong[i].flatten(), data[i].flatten()]))[0, 1] > 0.3
+    logits = torch.zeros(6, 3, 12, 10)
+    logits[:, 1] = 10.0  # confident class 1 everywhere ...
+    logits[0, :, :4] = 0.0  # ... except an uncertain band of patch 0
+    targets = online_targets(logits, mix, 0.95, 3)
+    expected = mix.apply(torch.where(torch.arange(6).view(6, 1, 1, 1).eq(0) & (torch.arange(12).view(1, 1, 12, 1) < 4),
+                                     3, 1).expand(6, 1, 12, 10))
+    assert torch.equal(targets, expected)

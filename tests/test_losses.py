@@ -185,3 +185,39 @@ def test_labeled_targets_stack_with_either_encoding():
         assert stacked.shape == (5, channels, 4, 4)
         torch.testing.assert_close(stacked[:2, :1], labeled)
         torch.testing.assert_close(stacked[2:], unlabeled)
+
+
+def test_strong_views_learn_the_students_own_confident_predictions_of_the_weak_views():
+    """With a strong-view term the batch is labeled, weak, strong: the strong views' targets are the weak views'
+    detached outputs (confident pixels, mixed like the strong views), at every deep-supervision scale."""
+    from nnunet_dumm.consistency import CutMix, online_targets
+    from nnunet_dumm.losses import StrongViewTerm
+
+    weight_factors = (1.0, 0.5)
+    supervised = DeepSupervisionWrapper(nnunet_loss(True), weight_factors)
+    unlabeled = DeepSupervisionWrapper(WeightedPseudoLabelLoss(WEIGHT_LEVELS, MASKED, batch_dice=True), weight_factors)
+    combined = LabeledPlusPseudoLabelLoss(supervised, unlabeled)
+    logits, labels = make_batch(2 + 3 + 3, 3, (8, 8), seed=20)
+    logits = logits.requires_grad_(True)
+    outputs = [logits, logits[:, :, ::2, ::2]]
+    targets = [labels, labels[:, :, ::2, ::2]]
+    mix = CutMix((1, 2, 0), (((0, 0), (4, 4)), None, ((2, 4), (6, 4))), (8, 8))
+    combined.num_labeled, combined.weight = 2, 0.5
+    combined.strong = StrongViewTerm(3, mix, 0.6, MASKED, 2.0)
+    value = combined(outputs, targets)
+
+    online = [online_targets(o[2:5], mix, 0.6, MASKED) for o in outputs]
+    assert not online[0].requires_grad
+    assert 0 < (online[0] != MASKED).float().mean() < 1  # some pixels confident, some not
+    expected = (supervised([o[:2] for o in outputs], [t[:2] for t in targets])
+                + 0.5 * (unlabeled([o[2:5] for o in outputs], [t[2:5] for t in targets])
+                         + 2.0 * unlabeled([o[5:] for o in outputs], online)))
+    torch.testing.assert_close(value, expected)
+    assert set(combined.last_terms) == {"sup_loss", "unsup_loss", "consistency_loss", "consistency_kept"}
+
+    # no gradient reaches the weak views through their role as targets: the weak views' gradient is that of their
+    # own pseudo-label term alone
+    value.backward()
+    alone = logits.detach().clone().requires_grad_(True)
+    (0.5 * unlabeled([alone[2:5], alone[2:5, :, ::2, ::2]], [t[2:5] for t in targets])).backward()
+    torch.testing.assert_close(logits.grad[2:5], alone.grad[2:5])

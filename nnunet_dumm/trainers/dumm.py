@@ -32,9 +32,15 @@ from nnunetv2.utilities.helpers import empty_cache
 from torch import distributed as dist
 
 from nnunet_dumm.config import DUMMConfig, StudentInit
+from nnunet_dumm.consistency import strong_view
 from nnunet_dumm.dataloading import LabelMapDataset, build_unlabeled_loader
 from nnunet_dumm.diagnostics import plot_diagnostics, pseudo_label_diagnostics
-from nnunet_dumm.losses import LabeledPlusPseudoLabelLoss, WeightedPseudoLabelLoss, split_unlabeled_target
+from nnunet_dumm.losses import (
+    LabeledPlusPseudoLabelLoss,
+    StrongViewTerm,
+    WeightedPseudoLabelLoss,
+    split_unlabeled_target,
+)
 from nnunet_dumm.mixing import paste_labeled_into_unlabeled
 from nnunet_dumm.pseudo_labels import (
     EnsembleMember,
@@ -93,6 +99,8 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
                 f"DUMM does not support cascaded configurations ('{self.configuration_name}' needs the "
                 f"'{self.configuration_manager.previous_stage_name}' stage's predictions of every unlabeled case); "
                 "train the student on 3d_fullres (or 2d) instead")
+        # before nnU-Net builds its learning-rate schedule over num_epochs
+        self.num_epochs = max(1, round(self.num_epochs * self.dumm_config.schedule_factor))
         super().initialize()
         self.combined_loss = LabeledPlusPseudoLabelLoss(self.loss, self._build_unlabeled_loss())
 
@@ -119,7 +127,8 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         config = self.dumm_config.to_dict()
         if config_file.is_file():
             saved = json.loads(config_file.read_text())
-            if saved != config:
+            # a field added since the fold was saved takes its default, which is what that fold trained with
+            if DUMMConfig.from_dict(saved).to_dict() != config:
                 raise RuntimeError(f"{config_file}: this fold was trained with another DUMM config; start a new "
                                    f"output folder or restore the config. Saved: {saved}; now: {config}")
         else:
@@ -380,36 +389,43 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
 
         One forward pass over both batches: nnU-Net's networks normalise per instance, so this equals two passes.
         The targets are stacked along the batch (labeled ones get an unused weight channel where the unlabeled
-        maps have one), and for this step ``self.loss`` is the combined loss that splits the batch again.
+        maps have one), and for this step ``self.loss`` is the combined loss that splits the batch again. With
+        weak-to-strong consistency the strong views of the unlabeled patches follow them in the same pass.
         """
+        config = self.dumm_config
         unlabeled = next(self.unlabeled_loader)
-        if self.dumm_config.copy_paste:
+        data, targets = unlabeled["data"], _as_list(unlabeled["target"])
+        if config.copy_paste:
             data, targets = paste_labeled_into_unlabeled(
-                batch["data"], _as_list(batch["target"]), unlabeled["data"], _as_list(unlabeled["target"]),
-                self.dumm_config.copy_paste_box, self.dumm_config.weight_levels, self._masked_label,
-                self.label_manager.ignore_label)
-            unlabeled = {"data": data, "target": targets if isinstance(unlabeled["target"], list) else targets[0]}
+                batch["data"], _as_list(batch["target"]), data, targets, config.copy_paste_box, config.weight_levels,
+                self._masked_label, self.label_manager.ignore_label)
         combined = self.combined_loss
         combined.num_labeled = batch["data"].shape[0]
-        combined.weight = unlabeled_loss_weight(self.current_epoch, self.num_epochs, self.dumm_config.lambda_max,
-                                                self.dumm_config.rampup_fraction)
-        targets = [combined.stack_targets(t, u) for t, u in zip(_as_list(batch["target"]),
-                                                                 _as_list(unlabeled["target"]))]
-        stacked = {"data": torch.cat((batch["data"], unlabeled["data"])),
-                   "target": targets if isinstance(batch["target"], (list, tuple)) else targets[0]}
+        combined.weight = unlabeled_loss_weight(self.current_epoch, self.num_epochs, config.lambda_max,
+                                                config.rampup_fraction)
+        combined.strong = None
+        kept = split_unlabeled_target(targets[0], config.weight_levels, self._masked_label)[1] > 0
+        if config.consistency_weight > 0:
+            strong, mix = strong_view(data)
+            combined.strong = StrongViewTerm(data.shape[0], mix, config.consistency_threshold, self._masked_label,
+                                             config.consistency_weight)
+            data = torch.cat((data, strong))
+            targets = [torch.cat((t, torch.zeros_like(t))) for t in targets]  # placeholders: made in the loss
+        stacked_targets = [combined.stack_targets(t, u) for t, u in zip(_as_list(batch["target"]), targets)]
+        stacked = {"data": torch.cat((batch["data"], data)),
+                   "target": stacked_targets if isinstance(batch["target"], (list, tuple)) else stacked_targets[0]}
         supervised_loss, self.loss = self.loss, combined
         try:
             result = super().train_step(stacked)
         finally:
             self.loss = supervised_loss
-        _, weights = split_unlabeled_target(_as_list(unlabeled["target"])[0], self.dumm_config.weight_levels,
-                                            self._masked_label)
-        return {**result, **combined.last_terms, "kept_fraction": (weights > 0).float().mean().numpy()}
+        return {**result, **combined.last_terms, "kept_fraction": kept.float().mean().numpy()}
 
     def on_train_epoch_end(self, train_outputs: list[dict]):
         super().on_train_epoch_end(train_outputs)
         outputs = collate_outputs(train_outputs)
-        stats = {k: float(np.mean(outputs[k])) for k in ("sup_loss", "unsup_loss", "kept_fraction")}
+        stats = {k: float(np.mean(outputs[k])) for k in ("sup_loss", "unsup_loss", "kept_fraction",
+                                                         "consistency_loss", "consistency_kept") if k in outputs}
         if self.is_ddp:
             gathered = [None] * dist.get_world_size()
             dist.all_gather_object(gathered, stats)

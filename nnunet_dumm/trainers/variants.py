@@ -154,6 +154,21 @@ class nnUNetTrainerDUMM_gen2(nnUNetTrainerDUMM):
                                       teachers=(TeacherSpec(trainer=nnUNetTrainerDUMM.__name__),))
 
 
+class nnUNetTrainerDUMM_consistency(nnUNetTrainerDUMM):
+    """DUMM + weak-to-strong consistency (FixMatch/UniMatch): the student's own confident predictions (softmax >= 0.95)
+    of its unlabeled patches are targets for strongly perturbed copies of them, so that its targets improve as it
+    does instead of staying the teachers' (``nnunet_dumm.consistency``)."""
+
+    dumm_config = dataclasses.replace(nnUNetTrainerDUMM.dumm_config, consistency_weight=1.0)
+
+
+class nnUNetTrainerDUMM_longer(nnUNetTrainerDUMM):
+    """The student trains twice the epochs of its teachers: labeled plus pseudo-labeled images are many more cases
+    than the labeled ones whose plateau set the schedule ("a schedule that grows with the data")."""
+
+    dumm_config = dataclasses.replace(nnUNetTrainerDUMM.dumm_config, schedule_factor=2.0)
+
+
 def preset_name(trainer: str, budget: str) -> str:
     """The budget preset of a trainer: ``<trainer>_<budget>``; stock nnU-Net's is ``nnUNetTrainerStock_<budget>``
     (a teacher named ``nnUNetTrainer`` in a config means stock nnU-Net)."""
@@ -203,6 +218,8 @@ class nnUNetTrainerDUMM_fgSUS_test(_BudgetPreset, nnUNetTrainerDUMM_fgSUS, budge
 class nnUNetTrainerDUMM_copyPaste_test(_BudgetPreset, nnUNetTrainerDUMM_copyPaste, budget="test"): ...
 class nnUNetTrainerDUMM_teacherInit_test(_BudgetPreset, nnUNetTrainerDUMM_teacherInit, budget="test"): ...
 class nnUNetTrainerDUMM_gen2_test(_BudgetPreset, nnUNetTrainerDUMM_gen2, budget="test"): ...
+class nnUNetTrainerDUMM_consistency_test(_BudgetPreset, nnUNetTrainerDUMM_consistency, budget="test"): ...
+class nnUNetTrainerDUMM_longer_test(_BudgetPreset, nnUNetTrainerDUMM_longer, budget="test"): ...
 
 
 # --- demo
@@ -247,6 +264,8 @@ class nnUNetTrainerDUMM_fgSUS_1000it(_BudgetPreset, nnUNetTrainerDUMM_fgSUS, bud
 class nnUNetTrainerDUMM_copyPaste_1000it(_BudgetPreset, nnUNetTrainerDUMM_copyPaste, budget="1000it"): ...
 class nnUNetTrainerDUMM_teacherInit_1000it(_BudgetPreset, nnUNetTrainerDUMM_teacherInit, budget="1000it"): ...
 class nnUNetTrainerDUMM_gen2_1000it(_BudgetPreset, nnUNetTrainerDUMM_gen2, budget="1000it"): ...
+class nnUNetTrainerDUMM_consistency_1000it(_BudgetPreset, nnUNetTrainerDUMM_consistency, budget="1000it"): ...
+class nnUNetTrainerDUMM_longer_1000it(_BudgetPreset, nnUNetTrainerDUMM_longer, budget="1000it"): ...
 
 
 # --- 2000 iterations: the proxy preset of the ACDC benchmark (learning curve: ACDC-7 at 64 x 64 plateaus here)
@@ -264,6 +283,8 @@ class nnUNetTrainerDUMM_fgSUS_2000it(_BudgetPreset, nnUNetTrainerDUMM_fgSUS, bud
 class nnUNetTrainerDUMM_copyPaste_2000it(_BudgetPreset, nnUNetTrainerDUMM_copyPaste, budget="2000it"): ...
 class nnUNetTrainerDUMM_teacherInit_2000it(_BudgetPreset, nnUNetTrainerDUMM_teacherInit, budget="2000it"): ...
 class nnUNetTrainerDUMM_gen2_2000it(_BudgetPreset, nnUNetTrainerDUMM_gen2, budget="2000it"): ...
+class nnUNetTrainerDUMM_consistency_2000it(_BudgetPreset, nnUNetTrainerDUMM_consistency, budget="2000it"): ...
+class nnUNetTrainerDUMM_longer_2000it(_BudgetPreset, nnUNetTrainerDUMM_longer, budget="2000it"): ...
 
 
 # --- 5000 iterations: the GPU window preset
@@ -287,7 +308,8 @@ class nnUNetTrainerStock_10000it(_BudgetPreset, nnUNetTrainer, budget="10000it")
 ARMS = (nnUNetTrainer, nnUNetTrainerDUMM, nnUNetTrainerDUMM_noSUS, nnUNetTrainerDUMM_noPUM, nnUNetTrainerPseudoLabel,
         nnUNetTrainerDUMM_leakFree)
 LEVERS = (nnUNetTrainerDUMM_fgOversample, nnUNetTrainerDUMM_classQuantile, nnUNetTrainerDUMM_noMask,
-          nnUNetTrainerDUMM_fgSUS, nnUNetTrainerDUMM_copyPaste, nnUNetTrainerDUMM_teacherInit, nnUNetTrainerDUMM_gen2)
+          nnUNetTrainerDUMM_fgSUS, nnUNetTrainerDUMM_copyPaste, nnUNetTrainerDUMM_teacherInit, nnUNetTrainerDUMM_gen2,
+          nnUNetTrainerDUMM_consistency, nnUNetTrainerDUMM_longer)
 PRESETS = {name: cls for name, cls in dict(globals()).items()
            if isinstance(cls, type) and issubclass(cls, _BudgetPreset) and cls is not _BudgetPreset}
 
