@@ -595,13 +595,13 @@ def run(args: argparse.Namespace) -> Path:
     for model in students:
         if model.teacher_link_needed:
             link_model_folder(args.work_dir, model.root, name, "nnUNet_results", test_name, teacher, model.plans)
-    train_all(students, args, name, steps)
-    train_all(second_generation, args, name, steps)
     datasets = {False: name}
     oracle_rows = [row for row in rows if row.oracle]
-    if oracle_rows:
+    if oracle_rows:  # before the students: the headroom above the stock ensemble is known early
         datasets[True] = prepare_oracle(args, folders, steps, name, dataset_names(args)[2])
         train_all(_models_of(oracle_rows, args), args, datasets[True], steps)
+    train_all(students, args, name, steps)
+    train_all(second_generation, args, name, steps)
 
     images, labels = ("imagesTs", "labelsTs") if args.evaluate == "test" else ("imagesDev", "labelsDev")
     results = evaluate_rows(args, raw, datasets, rows, steps, images, labels)
