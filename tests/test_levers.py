@@ -80,7 +80,7 @@ def test_class_quantile_thresholds_keep_the_same_share_of_every_class(tmp_path):
 
 def test_all_levers_at_once_train_and_start_from_the_teacher(pipeline):
     """Copy-paste, per-class quantile masks, foreground oversampling, foreground SUS, teacher init, weak-to-strong
-    consistency and a longer schedule together."""
+    consistency, a longer schedule and four rounds of refreshed labels together."""
     from batchgenerators.utilities.file_and_folder_operations import load_json
 
     from nnunet_dumm.trainers.variants import nnUNetTrainerDUMM_test
@@ -89,7 +89,8 @@ def test_all_levers_at_once_train_and_start_from_the_teacher(pipeline):
         dumm_config = dataclasses.replace(
             nnUNetTrainerDUMM_test.dumm_config, copy_paste=True, pixel_threshold_mode="class_quantile",
             unlabeled_oversample_foreground=0.5, sample_uncertainty="dice_fg", student_init="teacher",
-            consistency_weight=1.0, schedule_factor=1.5)
+            consistency_weight=1.0, schedule_factor=1.5, round_fractions=(0.5, 1.0, 1.0, 1.0),
+            round_epoch_shares=(1.0, 1.0, 1.0, 1.0), student_weight=5.0)
 
     preprocessed = Path(os.environ["nnUNet_preprocessed"]) / "Dataset950_DUMMDemo"
     plans = load_json(str(preprocessed / "nnUNetPlans.json"))
@@ -105,6 +106,12 @@ def test_all_levers_at_once_train_and_start_from_the_teacher(pipeline):
     assert "per-class thresholds on entropy (keep 90% of each class)" in log
     records = [json.loads(line) for line in (fold / "dumm_metrics.jsonl").read_text().splitlines()]
     assert len(records) == 6  # one and a half times the budget's four epochs
+    assert sorted({r["round"] for r in records}) == [1, 2, 3, 4]
+    # each later round has labels of its own, made with the student of its transition
+    rounds = json.loads((fold / "dumm_pseudo_labels" / "rounds.json").read_text())
+    assert sorted(rounds) == ["round2", "round3", "round4"]
+    assert len({r["sources"]["student_weights_sha256"] for r in rounds.values()}) == 3
+    assert all(r["sources"]["student_weight"] == 5.0 for r in rounds.values())
     assert all(np.isfinite(r["unsup_loss"]) and np.isfinite(r["consistency_loss"]) for r in records)
     assert all(0 <= r["consistency_kept"] <= 1 for r in records)
     ranking = json.loads((fold / "dumm_ranking.json").read_text())

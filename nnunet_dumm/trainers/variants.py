@@ -169,6 +169,15 @@ class nnUNetTrainerDUMM_longer(nnUNetTrainerDUMM):
     dumm_config = dataclasses.replace(nnUNetTrainerDUMM.dumm_config, schedule_factor=2.0)
 
 
+class nnUNetTrainerDUMM_refresh(nnUNetTrainerDUMM):
+    """Self-training with refreshed labels (DUST refreshes them every 10 epochs): four rounds (half the pool, then
+    all of it three times), and at each transition the current student joins the teachers' cached ensemble with the
+    weight of all five default teachers together, so its improving predictions move the pseudo-labels."""
+
+    dumm_config = dataclasses.replace(nnUNetTrainerDUMM.dumm_config, round_fractions=(0.5, 1.0, 1.0, 1.0),
+                                      round_epoch_shares=(1.0, 1.0, 1.0, 1.0), student_weight=5.0)
+
+
 def preset_name(trainer: str, budget: str) -> str:
     """The budget preset of a trainer: ``<trainer>_<budget>``; stock nnU-Net's is ``nnUNetTrainerStock_<budget>``
     (a teacher named ``nnUNetTrainer`` in a config means stock nnU-Net)."""
@@ -220,6 +229,7 @@ class nnUNetTrainerDUMM_teacherInit_test(_BudgetPreset, nnUNetTrainerDUMM_teache
 class nnUNetTrainerDUMM_gen2_test(_BudgetPreset, nnUNetTrainerDUMM_gen2, budget="test"): ...
 class nnUNetTrainerDUMM_consistency_test(_BudgetPreset, nnUNetTrainerDUMM_consistency, budget="test"): ...
 class nnUNetTrainerDUMM_longer_test(_BudgetPreset, nnUNetTrainerDUMM_longer, budget="test"): ...
+class nnUNetTrainerDUMM_refresh_test(_BudgetPreset, nnUNetTrainerDUMM_refresh, budget="test"): ...
 
 
 # --- demo
@@ -266,6 +276,7 @@ class nnUNetTrainerDUMM_teacherInit_1000it(_BudgetPreset, nnUNetTrainerDUMM_teac
 class nnUNetTrainerDUMM_gen2_1000it(_BudgetPreset, nnUNetTrainerDUMM_gen2, budget="1000it"): ...
 class nnUNetTrainerDUMM_consistency_1000it(_BudgetPreset, nnUNetTrainerDUMM_consistency, budget="1000it"): ...
 class nnUNetTrainerDUMM_longer_1000it(_BudgetPreset, nnUNetTrainerDUMM_longer, budget="1000it"): ...
+class nnUNetTrainerDUMM_refresh_1000it(_BudgetPreset, nnUNetTrainerDUMM_refresh, budget="1000it"): ...
 
 
 # --- 2000 iterations: the proxy preset of the ACDC benchmark (learning curve: ACDC-7 at 64 x 64 plateaus here)
@@ -285,6 +296,7 @@ class nnUNetTrainerDUMM_teacherInit_2000it(_BudgetPreset, nnUNetTrainerDUMM_teac
 class nnUNetTrainerDUMM_gen2_2000it(_BudgetPreset, nnUNetTrainerDUMM_gen2, budget="2000it"): ...
 class nnUNetTrainerDUMM_consistency_2000it(_BudgetPreset, nnUNetTrainerDUMM_consistency, budget="2000it"): ...
 class nnUNetTrainerDUMM_longer_2000it(_BudgetPreset, nnUNetTrainerDUMM_longer, budget="2000it"): ...
+class nnUNetTrainerDUMM_refresh_2000it(_BudgetPreset, nnUNetTrainerDUMM_refresh, budget="2000it"): ...
 
 
 # --- 5000 iterations: the GPU window preset
@@ -309,7 +321,7 @@ ARMS = (nnUNetTrainer, nnUNetTrainerDUMM, nnUNetTrainerDUMM_noSUS, nnUNetTrainer
         nnUNetTrainerDUMM_leakFree)
 LEVERS = (nnUNetTrainerDUMM_fgOversample, nnUNetTrainerDUMM_classQuantile, nnUNetTrainerDUMM_noMask,
           nnUNetTrainerDUMM_fgSUS, nnUNetTrainerDUMM_copyPaste, nnUNetTrainerDUMM_teacherInit, nnUNetTrainerDUMM_gen2,
-          nnUNetTrainerDUMM_consistency, nnUNetTrainerDUMM_longer)
+          nnUNetTrainerDUMM_consistency, nnUNetTrainerDUMM_longer, nnUNetTrainerDUMM_refresh)
 PRESETS = {name: cls for name, cls in dict(globals()).items()
            if isinstance(cls, type) and issubclass(cls, _BudgetPreset) and cls is not _BudgetPreset}
 
