@@ -112,6 +112,7 @@ ROWS = (
     Row("longer", "DUMM, the student trained twice the iterations (teachers at the preset)",
         "nnUNetTrainerDUMM_longer"),
     Row("refresh", "DUMM, four rounds with the student's labels refreshed (weight 5)", "nnUNetTrainerDUMM_refresh"),
+    Row("longer_refresh", "DUMM, twice the iterations in four refreshed rounds", "nnUNetTrainerDUMM_longerRefresh"),
     # the supervised upper bound: what true labels for the whole pool would give at the same budget (and at the
     # student's sample count); the headroom any semi-supervised method has above the stock ensemble
     Row("oracle", "supervised upper bound: stock nnU-Net fold 0 with the pool's true labels", STOCK, oracle=True),
@@ -119,7 +120,7 @@ ROWS = (
 )
 ROWS_BY_KEY = {row.key: row for row in ROWS}
 LEVER_ROWS = ("copy_paste", "class_quantile", "no_mask", "fg_sus", "fg_oversample", "teacher_init", "gen2",
-              "consistency", "longer", "refresh")
+              "consistency", "longer", "refresh", "longer_refresh")
 # (row, reference row): the differences the report and summary.json give intervals for
 COMPARISONS = (("dumm", "stock_ensemble"), ("dumm", "stock"), ("dumm_ensemble", "stock_ensemble"),
                ("stock_2x", "stock"), ("dumm", "stock_2x"), ("pseudo_label", "stock"),

@@ -178,6 +178,13 @@ class nnUNetTrainerDUMM_refresh(nnUNetTrainerDUMM):
                                       round_epoch_shares=(1.0, 1.0, 1.0, 1.0), student_weight=5.0)
 
 
+class nnUNetTrainerDUMM_longerRefresh(nnUNetTrainerDUMM):
+    """``_longer`` and ``_refresh`` together: twice the epochs, in four rounds whose labels the student refreshes."""
+
+    dumm_config = dataclasses.replace(nnUNetTrainerDUMM_refresh.dumm_config,
+                                      schedule_factor=nnUNetTrainerDUMM_longer.dumm_config.schedule_factor)
+
+
 def preset_name(trainer: str, budget: str) -> str:
     """The budget preset of a trainer: ``<trainer>_<budget>``; stock nnU-Net's is ``nnUNetTrainerStock_<budget>``
     (a teacher named ``nnUNetTrainer`` in a config means stock nnU-Net)."""
@@ -230,6 +237,7 @@ class nnUNetTrainerDUMM_gen2_test(_BudgetPreset, nnUNetTrainerDUMM_gen2, budget=
 class nnUNetTrainerDUMM_consistency_test(_BudgetPreset, nnUNetTrainerDUMM_consistency, budget="test"): ...
 class nnUNetTrainerDUMM_longer_test(_BudgetPreset, nnUNetTrainerDUMM_longer, budget="test"): ...
 class nnUNetTrainerDUMM_refresh_test(_BudgetPreset, nnUNetTrainerDUMM_refresh, budget="test"): ...
+class nnUNetTrainerDUMM_longerRefresh_test(_BudgetPreset, nnUNetTrainerDUMM_longerRefresh, budget="test"): ...
 
 
 # --- demo
@@ -277,6 +285,7 @@ class nnUNetTrainerDUMM_gen2_1000it(_BudgetPreset, nnUNetTrainerDUMM_gen2, budge
 class nnUNetTrainerDUMM_consistency_1000it(_BudgetPreset, nnUNetTrainerDUMM_consistency, budget="1000it"): ...
 class nnUNetTrainerDUMM_longer_1000it(_BudgetPreset, nnUNetTrainerDUMM_longer, budget="1000it"): ...
 class nnUNetTrainerDUMM_refresh_1000it(_BudgetPreset, nnUNetTrainerDUMM_refresh, budget="1000it"): ...
+class nnUNetTrainerDUMM_longerRefresh_1000it(_BudgetPreset, nnUNetTrainerDUMM_longerRefresh, budget="1000it"): ...
 
 
 # --- 2000 iterations: the proxy preset of the ACDC benchmark (learning curve: ACDC-7 at 64 x 64 plateaus here)
@@ -297,6 +306,7 @@ class nnUNetTrainerDUMM_gen2_2000it(_BudgetPreset, nnUNetTrainerDUMM_gen2, budge
 class nnUNetTrainerDUMM_consistency_2000it(_BudgetPreset, nnUNetTrainerDUMM_consistency, budget="2000it"): ...
 class nnUNetTrainerDUMM_longer_2000it(_BudgetPreset, nnUNetTrainerDUMM_longer, budget="2000it"): ...
 class nnUNetTrainerDUMM_refresh_2000it(_BudgetPreset, nnUNetTrainerDUMM_refresh, budget="2000it"): ...
+class nnUNetTrainerDUMM_longerRefresh_2000it(_BudgetPreset, nnUNetTrainerDUMM_longerRefresh, budget="2000it"): ...
 
 
 # --- 5000 iterations: the GPU window preset
@@ -321,7 +331,8 @@ ARMS = (nnUNetTrainer, nnUNetTrainerDUMM, nnUNetTrainerDUMM_noSUS, nnUNetTrainer
         nnUNetTrainerDUMM_leakFree)
 LEVERS = (nnUNetTrainerDUMM_fgOversample, nnUNetTrainerDUMM_classQuantile, nnUNetTrainerDUMM_noMask,
           nnUNetTrainerDUMM_fgSUS, nnUNetTrainerDUMM_copyPaste, nnUNetTrainerDUMM_teacherInit, nnUNetTrainerDUMM_gen2,
-          nnUNetTrainerDUMM_consistency, nnUNetTrainerDUMM_longer, nnUNetTrainerDUMM_refresh)
+          nnUNetTrainerDUMM_consistency, nnUNetTrainerDUMM_longer, nnUNetTrainerDUMM_refresh,
+          nnUNetTrainerDUMM_longerRefresh)
 PRESETS = {name: cls for name, cls in dict(globals()).items()
            if isinstance(cls, type) and issubclass(cls, _BudgetPreset) and cls is not _BudgetPreset}
 
