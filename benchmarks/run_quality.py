@@ -124,7 +124,7 @@ LEVER_ROWS = ("copy_paste", "class_quantile", "no_mask", "fg_sus", "fg_oversampl
 # (row, reference row): the differences the report and summary.json give intervals for
 COMPARISONS = (("dumm", "stock_ensemble"), ("dumm", "stock"), ("dumm_ensemble", "stock_ensemble"),
                ("stock_2x", "stock"), ("dumm", "stock_2x"), ("pseudo_label", "stock"),
-               *((lever, "dumm") for lever in LEVER_ROWS), ("gen2", "stock_ensemble"),
+               *((lever, reference) for lever in LEVER_ROWS for reference in ("dumm", "stock_ensemble")),
                ("oracle", "stock_ensemble"), ("oracle_2x", "stock_ensemble"), ("dumm", "oracle"))
 SUMMARY_KEYS = {("dumm", "stock_ensemble"): "dumm_vs_stock_ensemble", ("dumm", "stock"): "dumm_vs_stock_fold0",
                 ("dumm_ensemble", "stock_ensemble"): "dumm_ensemble_vs_stock_ensemble",
