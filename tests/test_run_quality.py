@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from benchmarks.run_quality import ROWS, available_rows, training_stages, write_default_split
+from benchmarks.run_quality import ROWS, available_rows, compare_rows, training_stages, write_default_split
 
 
 def _args(arms: list[str], seeds: list[int]) -> argparse.Namespace:
@@ -114,3 +114,15 @@ def test_the_oracle_dataset_has_the_students_plans_and_the_pool_with_its_labels(
 
     assert prepare_oracle(args, folders, steps, DATASET_NAME, DEMO_DATASET_ID) == oracle
     assert "resumed_skip_s" in steps.steps[f"prepare_{oracle}"]  # a rerun finds it done and keeps its wall time
+
+
+def test_a_lever_is_compared_with_dumm_and_with_the_stock_ensemble_the_bar():
+    def row(dice_per_case: list[float]) -> dict:
+        cases = [{"case": f"c{i}", "classes": {"1": {"Dice": d}}} for i, d in enumerate(dice_per_case)]
+        return {"seeds": {"0": {"per_case": cases}}}
+
+    results = {"stock_ensemble": row([0.6, 0.6, 0.6]), "dumm": row([0.7, 0.7, 0.7]), "longer": row([0.8, 0.8, 0.8])}
+    comparisons = compare_rows(results)
+    assert set(comparisons) == {"dumm_vs_stock_ensemble", "longer_vs_dumm", "longer_vs_stock_ensemble"}
+    assert round(comparisons["longer_vs_stock_ensemble"]["mean_diff"], 6) == 0.2
+    assert comparisons["longer_vs_dumm"]["significant"]
