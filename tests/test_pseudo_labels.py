@@ -24,6 +24,10 @@ from tests.conftest import TINY_SPEC
 
 EPS = 1e-6
 NEAR_TIE = 0.02  # probability margin; nnU-Net's float16 logits move probabilities by ~1e-3
+# how far an image's sample uncertainty may move between nnU-Net's float16 and our float32 accumulation: a pixel at
+# a tie moves a pairwise Dice of these small structures by up to 0.01, the mean-based measures ~1e-6 (dust) and
+# ~1e-5 (entropy) as measured, against gaps between images of ~1e-5 and ~1e-3
+SAMPLE_UNCERTAINTY_ERROR = {"dice": 1e-2, "dust": 1e-5, "entropy": 1e-4}
 
 
 def reference_measures(probs: torch.Tensor) -> dict:
@@ -108,11 +112,14 @@ def test_teacher_cache_equals_nnunets_predictor_and_the_stacked_measures(pipelin
         data = torch.from_numpy(load_preprocessed_image(folder, case))
         references[case] = reference_measures(nnunet_probabilities(pipeline["stock"], (0, 1), data))
         assert_entry_matches(cache, case, references[case])
-    # and the SUS ranking of every measure is the same
-    for measure in ("dice", "dust", "entropy"):
+    # and the SUS ranking of every measure is the same, but for two images closer than twice the error, which may
+    # come in either order (CI once saw two images of near-equal Dice uncertainty swap places)
+    for measure, error in SAMPLE_UNCERTAINTY_ERROR.items():
         ours = cache.sample_uncertainty(cases, measure)
-        assert sorted(cases, key=lambda c: (ours[c], c)) == sorted(
-            cases, key=lambda c: (references[c]["U"][measure], c)), measure
+        theirs = {case: references[case]["U"][measure] for case in cases}
+        separated = [(a, b) for a in cases for b in cases if theirs[a] + 2 * error < theirs[b]]
+        assert len(separated) >= len(cases) * (len(cases) - 1) / 6, f"{measure}: too many near-ties to test the order"
+        assert [(a, b) for a, b in separated if not ours[a] < ours[b]] == [], measure
 
 
 def test_round_pass_adds_the_student_to_cached_teacher_statistics(pipeline, tmp_path):
