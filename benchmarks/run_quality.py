@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -147,20 +148,33 @@ class Model:
         return self.root.startswith("nnUNet_results_seed")
 
 
-def preset_budget(preset: str, dataset: str) -> str:
-    """The training budget (``nnunet_dumm.trainers.variants.BUDGETS``) of a preset: ``proxy`` is the budget the
-    dataset's learning curve chose, ``gpuwin`` the GPU window's; the other presets are budgets of their own name."""
+def preset_budget(args: argparse.Namespace) -> str:
+    """The training budget (``nnunet_dumm.trainers.variants.BUDGETS``) of the run's preset: ``proxy`` is the budget
+    the dataset's learning curve chose (or ``--proxy-budget``), ``gpuwin`` the GPU window's; the other presets are
+    budgets of their own name."""
     from nnunet_dumm.trainers.variants import PROXY_BUDGETS
 
-    return {"proxy": PROXY_BUDGETS[dataset], "gpuwin": "5000it"}.get(preset, preset)
+    if args.preset == "proxy":
+        return getattr(args, "proxy_budget", None) or PROXY_BUDGETS[args.dataset]
+    return {"gpuwin": "5000it"}.get(args.preset, args.preset)
 
 
-def row_budget(preset: str, dataset: str, row: Row) -> str | None:
+def preset_label(args: argparse.Namespace) -> str:
+    """The preset as reports and ``summary.json`` name it: ``proxy`` with another budget than the learning curve's
+    is ``proxy<budget>``, so that its report and summary entry stand beside the default's."""
+    from nnunet_dumm.trainers.variants import PROXY_BUDGETS
+
+    if args.preset == "proxy" and preset_budget(args) != PROXY_BUDGETS[args.dataset]:
+        return f"proxy{preset_budget(args)}"
+    return args.preset
+
+
+def row_budget(args: argparse.Namespace, row: Row) -> str | None:
     """The budget a row trains on: the preset's, or for a "2x" row the budget of twice its iterations (None if
     the preset has none)."""
     from nnunet_dumm.trainers.variants import BUDGETS
 
-    budget = preset_budget(preset, dataset)
+    budget = preset_budget(args)
     if not row.budget:
         return budget
     if budget not in BUDGETS:
@@ -172,7 +186,7 @@ def row_budget(preset: str, dataset: str, row: Row) -> str | None:
 
 def row_models(row: Row, args: argparse.Namespace) -> dict[int, list[Model]]:
     """The models behind a row, per seed (an ensemble row: all teacher folds of seed 0)."""
-    trainer = trainer_names(row.arm, row_budget(args.preset, args.dataset, row))
+    trainer = trainer_names(row.arm, row_budget(args, row))
     if row.ensemble:
         return {0: [Model(trainer, fold, 0, "nnUNet_results", args.plans, row.oracle)
                     for fold in range(args.teacher_folds)]}
@@ -198,7 +212,7 @@ def training_stages(rows: list[Row], args: argparse.Namespace) -> tuple[list[Mod
     the students of the stock teachers, and the second generation, whose teachers (the models of the row it names
     in ``teachers_from``, whether that row is reported or not) are students of the stage before. The oracle rows'
     models (another dataset, no teachers) are not among them."""
-    teacher = trainer_names(STOCK, preset_budget(args.preset, args.dataset))
+    teacher = trainer_names(STOCK, preset_budget(args))
     teachers = [Model(teacher, fold, 0, "nnUNet_results", args.plans) for fold in range(args.teacher_folds)]
     rows = [row for row in rows if not row.oracle]
     first_rows = [row for row in rows if not row.teachers_from] + \
@@ -212,7 +226,7 @@ def training_stages(rows: list[Row], args: argparse.Namespace) -> tuple[list[Mod
 
 def available_rows(args: argparse.Namespace) -> list[Row]:
     """The selected rows that this preset can train (a doubled budget exists only for some presets)."""
-    return [row for row in ROWS if row.key in args.arms and row_budget(args.preset, args.dataset, row) is not None]
+    return [row for row in ROWS if row.key in args.arms and row_budget(args, row) is not None]
 
 
 # ------------------------------------------------------------------------------------------------ conversion
@@ -481,7 +495,7 @@ def evaluate_rows(args: argparse.Namespace, raw: Path, dataset_names: dict[bool,
                               "summary": aggregate(per_case), "per_case": per_case}
             print(f"{row.label}, seed {seed}: mean Dice {100 * per_seed[seed]['summary']['mean']['Dice']['mean']:.1f}")
         seed_means = {s: v["summary"]["mean"]["Dice"]["mean"] for s, v in per_seed.items()}
-        trainer = trainer_names(row.arm, row_budget(args.preset, args.dataset, row))
+        trainer = trainer_names(row.arm, row_budget(args, row))
         results[row.key] = {"label": row.label, "trainer": trainer,
                             "ensemble": row.ensemble, "seeds": per_seed,
                             "mean_dice_per_seed": seed_means,
@@ -588,7 +602,7 @@ def run(args: argparse.Namespace) -> Path:
     steps = StepLog(args.work_dir / "benchmark_steps.json", total=0)
     raw, test_name, name = prepare(args, folders, steps)
 
-    teacher = trainer_names(STOCK, preset_budget(args.preset, args.dataset))
+    teacher = trainer_names(STOCK, preset_budget(args))
     stock_models, students, second_generation = training_stages(rows, args)
     # stock models only see the labeled cases: trained once in the test dataset, linked into the dev dataset
     train_all(stock_models, args, test_name, steps)
@@ -609,12 +623,12 @@ def run(args: argparse.Namespace) -> Path:
     results = evaluate_rows(args, raw, datasets, rows, steps, images, labels)
     comparisons = compare_rows(results)
     with steps.step("report", "write the report") as record:
-        stem = args.results_dir / f"{args.dataset}_{args.preset}_{budget_tag(args)}"
+        stem = args.results_dir / f"{args.dataset}_{preset_label(args)}_{budget_tag(args)}"
         write_reports(stem, args, raw, results, comparisons, steps, time.perf_counter() - start)
         record["files"] = [str(stem.with_suffix(s)) for s in (".md", ".json", ".png")]
     if args.evaluate == "test" and not args.limit_test and not args.limit_unlabeled:
         update_summary(args.results_dir / "summary.json", {
-            "dataset": args.dataset, "preset": args.preset,
+            "dataset": args.dataset, "preset": preset_label(args),
             "labeled": args.labeled if args.dataset == "acdc" else f"{round(100 * args.labeled_fraction)}pct",
             "report": str(stem.with_suffix(".md").relative_to(args.results_dir.parent.parent)
                           if stem.is_relative_to(args.results_dir.parent.parent) else stem.with_suffix(".md")),
@@ -649,7 +663,7 @@ def write_reports(stem: Path, args: argparse.Namespace, raw: Path, results: dict
                      "pixels of the converted images")
     from nnunet_dumm.trainers.variants import BUDGETS
 
-    budget = BUDGETS.get(preset_budget(args.preset, args.dataset))
+    budget = BUDGETS.get(preset_budget(args))
     schedule = (f"{budget.num_epochs} epochs x {budget.iterations_per_epoch} iterations "
                 f"(+{budget.val_iterations_per_epoch} validation iterations per epoch) = {budget.iterations} "
                 "iterations" if budget else "nnU-Net default: 1000 epochs x 250 iterations")
@@ -751,6 +765,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="source folder (e.g. ../shared/data/acdc); only needed while converting")
     parser.add_argument("--preset", choices=PRESETS, default="proxy",
                         help="training budget: a nnunet_dumm preset or full (nnU-Net's defaults)")
+    parser.add_argument("--proxy-budget", default=None, metavar="<N>it",
+                        help="with --preset proxy: train every arm on this budget of nnunet_dumm.trainers.variants."
+                             "BUDGETS (e.g. 4000it) instead of the one the dataset's learning curve chose "
+                             "(PROXY_BUDGETS)")
     parser.add_argument("--work-dir", type=Path, required=True,
                         help="nnUNet_raw/preprocessed/results and predictions go here; rerun to resume")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where the .md/.json/.png go")
@@ -791,6 +809,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     git_commit()  # the commit this run starts from (cached for the report)
+    if args.proxy_budget and (args.preset != "proxy" or not re.fullmatch(r"[1-9][0-9]*it", args.proxy_budget)):
+        parser.error("--proxy-budget takes an iteration budget such as 4000it, with --preset proxy")
     small = args.preset != "full"
     if args.downscale is None:
         args.downscale = (4 if args.preset == "proxy" else 2 if small else 1) if args.dataset == "acdc" else 1

@@ -205,9 +205,11 @@ def test_pseudo_label_has_one_round_and_no_pum_keeps_rounds(variants):
 
 
 def test_presets_cover_every_arm_and_budget(variants):
-    # every arm on the named budgets and the proxy and GPU-window budgets; stock alone on the learning curve's
+    # every arm on the named budgets and the proxy, candidate proxy and GPU-window budgets; stock alone on the rest
+    # of the learning curve's
     proxy_budgets = set(variants.PROXY_BUDGETS.values())
-    stock_only = {name for name in variants.BUDGETS if name.endswith("it")} - proxy_budgets - {"5000it"}
+    stock_only = {name for name in variants.BUDGETS if name.endswith("it")} - proxy_budgets - {"5000it"} \
+        - set(variants.CANDIDATE_PROXY_BUDGETS)
     expected = {
         f"{'nnUNetTrainerStock' if arm is variants.nnUNetTrainer else arm.__name__}_{budget}"
         for arm in variants.ARMS

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+import pytest
+
 from benchmarks.run_quality import ROWS, available_rows, compare_rows, training_stages, write_default_split
 
 
@@ -126,3 +128,30 @@ def test_a_lever_is_compared_with_dumm_and_with_the_stock_ensemble_the_bar():
     assert set(comparisons) == {"dumm_vs_stock_ensemble", "longer_vs_dumm", "longer_vs_stock_ensemble"}
     assert round(comparisons["longer_vs_stock_ensemble"]["mean_diff"], 6) == 0.2
     assert comparisons["longer_vs_dumm"]["significant"]
+
+
+def test_another_proxy_budget_trains_every_arm_on_it_and_reports_apart_from_the_default():
+    from benchmarks.run_quality import preset_label
+
+    args = _args(["stock", "stock_ensemble", "stock_2x", "dumm"], [0])
+    args.dataset = "acdc"
+    default_stock, default_students, _ = training_stages(available_rows(args), args)
+    assert {m.trainer for m in default_stock} == {"nnUNetTrainerStock_2000it", "nnUNetTrainerStock_4000it"}
+    assert preset_label(args) == "proxy"
+    args.proxy_budget = "4000it"
+    stock, students, _ = training_stages(available_rows(args), args)
+    # the teachers and fold 0 at 4000, the sample-count row at twice that: the student's teachers move too
+    assert [m.trainer for m in stock] == ["nnUNetTrainerStock_4000it"] * 5 + ["nnUNetTrainerStock_8000it"]
+    assert [m.trainer for m in students] == ["nnUNetTrainerDUMM_4000it"]
+    assert preset_label(args) == "proxy4000it"  # its report and summary entry do not replace the default's
+    args.proxy_budget = "2000it"
+    assert preset_label(args) == "proxy"
+
+
+def test_proxy_budget_is_refused_without_the_proxy_preset_or_in_another_form(tmp_path, capsys):
+    from benchmarks.run_quality import main
+
+    for argv in (["--preset", "cpu", "--proxy-budget", "4000it"], ["--proxy-budget", "4000"]):
+        with pytest.raises(SystemExit):
+            main(["acdc", "--work-dir", str(tmp_path), *argv])
+        assert "--proxy-budget takes an iteration budget" in capsys.readouterr().err
