@@ -4,13 +4,15 @@ The ``proxy`` benchmark preset must give the stock baseline a budget near its ow
 gain can be nothing more than more training. This script trains stock nnU-Net fold 0 (``nnUNetTrainerStock_<N>it``,
 nnU-Net's schedule shortened to N iterations) for each budget and scores it on the **dev split**: a fixed, seeded
 set of unlabeled-pool cases (ACDC: patients) with their true labels; never the test set. The smallest budget whose
-doubling adds less than ``--plateau-gain`` Dice points is the plateau. Writes
-``benchmarks/results/<dataset>_learning_curve_<data-tag>.{md,json,png}``; resumable like ``run_quality.py`` (same
-work directory layout, so the models it trains are reused by a quality run of the same dataset).
+doubling adds less than ``--plateau-gain`` Dice points, in the mean over ``--seeds``, is the plateau: one seed is
+not enough (ACDC-7: one seed said +0.0 from 2,000 to 4,000 iterations, three seeds +2.2). Writes
+``benchmarks/results/<dataset>_learning_curve_<data-tag>[_<n>seeds].{md,json,png}``; resumable like
+``run_quality.py`` (same work directory layout and seed roots, so the models it trains are reused by a quality run of
+the same dataset, and the other way round).
 
 Example:
     python benchmarks/learning_curve.py acdc --data ../shared/data/acdc --labeled 7 --downscale 4 \\
-        --work-dir work_dirs/acdc_L7_ds4
+        --budgets 2000 4000 --seeds 0 1 2 --work-dir work_dirs/acdc_L7_ds4
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from benchmarks.common import (  # noqa: E402
     RESULTS_DIR,
     StepLog,
     aggregate,
+    bootstrap_difference,
     case_metrics,
     command_line,
     data_augmentation_in_process,
@@ -38,12 +41,23 @@ from benchmarks.common import (  # noqa: E402
     plan_and_preprocess,
     plans_variant_name,
     provenance_markdown,
-    seed_everything,
     set_nnunet_paths,
     write_json,
     write_plans_variant,
 )
-from benchmarks.run_quality import CLASS_NAMES, CONFIGURATION, DATASET_IDS, convert, data_tag  # noqa: E402
+from benchmarks.run_quality import (  # noqa: E402
+    CLASS_NAMES,
+    CONFIGURATION,
+    DATASET_IDS,
+    Model,
+    _dice_matrix,
+    _model_fold_folder,
+    _step_name,
+    convert,
+    data_tag,
+    stock_results_root,
+    train_model,
+)
 
 
 def run(args: argparse.Namespace) -> Path:
@@ -54,7 +68,7 @@ def run(args: argparse.Namespace) -> Path:
     name = f"{args.dataset.upper()}_{data_tag(args)}"
     dataset_name = f"Dataset{dataset_id:03d}_{name}"
     raw = folders["nnUNet_raw"] / dataset_name
-    steps = StepLog(args.work_dir / "benchmark_steps.json", total=2 + 2 * len(args.budgets) + 1)
+    steps = StepLog(args.work_dir / "benchmark_steps.json", total=2 + 2 * len(args.budgets) * len(args.seeds) + 1)
     with steps.step("convert", f"convert {args.dataset} from {args.data} -> {raw}") as record:
         record["skipped"] = not convert(args, dataset_id, name, folders)
     with steps.step("plan", "nnU-Net fingerprint, plans and preprocessing of the labeled cases (2d)") as record:
@@ -63,7 +77,7 @@ def run(args: argparse.Namespace) -> Path:
         write_plans_variant(folders["nnUNet_preprocessed"] / dataset_name, args.plans, args.network_scale)
     data_augmentation_in_process(args.device)
 
-    from nnunet_dumm.runs import predict_and_evaluate, train_fold
+    from nnunet_dumm.runs import predict_and_evaluate
 
     dev_cases = dev_split(raw, args.dev_groups, args.dev_seed)
     images, labels = linked_subset(raw, dev_cases, "imagesUnlabeled", "labelsUnlabeled", args.work_dir / "dev_split")
@@ -71,29 +85,42 @@ def run(args: argparse.Namespace) -> Path:
     points = []
     for iterations in args.budgets:
         trainer = f"nnUNetTrainerStock_{iterations}it"
-        step = f"curve_train_{iterations}" + (f"_{args.plans}" if args.plans != "nnUNetPlans" else "")
-        with steps.step(step, f"train {trainer} ({args.plans}) fold 0 (seed {args.seed})") as record:
-            from nnunetv2.utilities.file_path_utilities import get_output_folder
-
-            fold_folder = Path(get_output_folder(dataset_name, trainer, args.plans, CONFIGURATION, 0))
-            record["skipped"] = (fold_folder / "checkpoint_final.pth").is_file()
-            seed_everything(args.seed)
-            model_folder = train_fold(dataset_name, CONFIGURATION, 0, trainer, plans=args.plans, device=args.device)
-        output = args.work_dir / "predictions" / f"dev_{trainer}_{args.plans}_fold0"
-        with steps.step(step.replace("train", "dev"), f"predict + evaluate the {len(dev_cases)} dev cases: {trainer}") \
-                as record:
-            record["skipped"] = (output / "summary.json").is_file()
-            summary = predict_and_evaluate(model_folder, (0,), images, labels, output, args.device)
-            per_case = case_metrics(summary, dataset_json)
-        stats = aggregate(per_case, metrics=("Dice",))
-        points.append({"iterations": iterations, "trainer": trainer, "plans": args.plans,
-                       "train_wall_s": steps.steps[step].get("wall_s"),
-                       "dice": {k: v["Dice"]["mean"] for k, v in stats.items()}, "per_case": per_case})
-        print(f"{trainer}: dev mean Dice {100 * points[-1]['dice']['mean']:.1f}")
+        seeds = {}
+        for seed in args.seeds:
+            # seed 0 keeps the step and prediction names of the one-seed curve, so that its runs resume
+            seed_tag = f"_seed{seed}" if seed else ""
+            tag = (f"_{args.plans}" if args.plans != "nnUNetPlans" else "") + seed_tag
+            model = Model(trainer, 0, seed, stock_results_root(seed), args.plans)
+            fold_folder = _model_fold_folder(args.work_dir, dataset_name, model)
+            with steps.step(f"curve_train_{iterations}{tag}",
+                            f"train {trainer} ({args.plans}) fold 0 (seed {seed}, {model.root})") as record:
+                record["skipped"] = (fold_folder / "checkpoint_final.pth").is_file()
+                if not record["skipped"]:
+                    train_model(str(args.work_dir), dataset_name, model, args.device)
+            output = args.work_dir / "predictions" / f"dev_{trainer}_{args.plans}_fold0{seed_tag}"
+            with steps.step(f"curve_dev_{iterations}{tag}",
+                            f"predict + evaluate the {len(dev_cases)} dev cases: {trainer}, seed {seed}") as record:
+                record["skipped"] = (output / "summary.json").is_file()
+                summary = predict_and_evaluate(fold_folder.parent, (0,), images, labels, output, args.device)
+                per_case = case_metrics(summary, dataset_json)
+            stats = aggregate(per_case, metrics=("Dice",))
+            # a model a quality run trained has its wall time in that run's record
+            wall_s = steps.steps[f"curve_train_{iterations}{tag}"].get("wall_s") or \
+                steps.steps.get(_step_name(model, dataset_name), {}).get("wall_s")
+            seeds[str(seed)] = {"dice": {k: v["Dice"]["mean"] for k, v in stats.items()}, "per_case": per_case,
+                                "train_wall_s": wall_s}
+            print(f"{trainer} seed {seed}: dev mean Dice {100 * seeds[str(seed)]['dice']['mean']:.1f}")
+        points.append({"iterations": iterations, "trainer": trainer, "plans": args.plans, "seeds": seeds,
+                       "dice": {k: sum(r["dice"][k] for r in seeds.values()) / len(seeds) for k in CLASS_NAMES[
+                           args.dataset] | {"mean": "mean"}}})
+    for previous, point in zip(points, points[1:]):
+        # paired over dev cases, seeds resampled within each budget (as run_quality compares rows)
+        point["gain"] = bootstrap_difference(_dice_matrix(point), _dice_matrix(previous))
 
     with steps.step("curve_report", "write the report") as record:
         stem = args.results_dir / (f"{args.dataset}_learning_curve_{data_tag(args)}"
-                                   + (f"_{args.plans}" if args.plans != "nnUNetPlans" else ""))
+                                   + (f"_{args.plans}" if args.plans != "nnUNetPlans" else "")
+                                   + (f"_{len(args.seeds)}seeds" if args.seeds != [0] else ""))
         write_reports(stem, args, dev_cases, points, steps, time.perf_counter() - start)
         record["files"] = [str(stem.with_suffix(s)) for s in (".md", ".json", ".png")]
     print(f"\nreport: {stem}.md (+ .json, .png)")
@@ -119,26 +146,30 @@ def write_reports(stem: Path, args: argparse.Namespace, dev_cases: list[str], po
         "",
         f"Stock nnU-Net (`nnUNetTrainerStock_<N>it`: nnU-Net's trainer, schedule shortened to N iterations in epochs "
         f"of 100 iterations, plans `{args.plans}`, poly learning rate over the shortened schedule), fold 0, "
-        f"seed {args.seed}, 2d. Scored on "
+        f"seeds {args.seeds}, 2d. Scored on "
         f"the **dev split** (training-side data, never the test set): {len(dev_cases)} cases of the unlabeled pool "
         f"({args.dev_groups} {'patients' if args.dataset == 'acdc' else 'images'}, seed {args.dev_seed}) with their "
         "true labels; stock nnU-Net never sees the unlabeled pool. Dice x 100, mean over classes per case, then over "
-        "cases.",
+        "cases, then over seeds. The gain over the previous budget has a 95 % bootstrap interval (10,000 resamples "
+        "of the dev cases, paired; seeds resampled within each budget).",
         "",
-        provenance_markdown(command, "learning curve", args.seed, machine, commit, steps),
+        provenance_markdown(command, "learning curve", args.seeds, machine, commit, steps),
         f"\nTotal wall time of this invocation: {wall / 60:.1f} min.",
         "",
-        "| iterations | " + " | ".join(classes.values()) + " | mean | gain over the previous budget | train wall |",
-        "|---:" + "|---:" * (len(classes) + 3) + "|",
+        "| iterations | " + " | ".join(classes.values()) + " | mean | per seed | gain over the previous budget "
+        "| train wall (mean over seeds) |",
+        "|---:" + "|---:" * (len(classes) + 1) + "|---|---|---:|",
     ]
-    previous = None
     for p in points:
-        mean = 100 * p["dice"]["mean"]
-        gain = "" if previous is None else f"{mean - previous:+.1f}"
-        wall_s = p["train_wall_s"]
-        lines.append(f"| {p['iterations']} | " + " | ".join(f"{100 * p['dice'][c]:.1f}" for c in classes)
-                     + f" | {mean:.1f} | {gain} | {'-' if wall_s is None else f'{wall_s / 60:.1f} min'} |")
-        previous = mean
+        gain = p.get("gain")
+        walls = [r["train_wall_s"] for r in p["seeds"].values() if r["train_wall_s"] is not None]
+        lines.append(
+            f"| {p['iterations']} | " + " | ".join(f"{100 * p['dice'][c]:.1f}" for c in classes)
+            + f" | {100 * p['dice']['mean']:.1f} | "
+            + ", ".join(f"{100 * r['dice']['mean']:.1f}" for r in p["seeds"].values())
+            + " | " + ("" if gain is None else
+                       f"{100 * gain['mean_diff']:+.1f} [{100 * gain['ci95'][0]:+.1f}, {100 * gain['ci95'][1]:+.1f}]")
+            + f" | {f'{sum(walls) / len(walls) / 60:.1f} min' if walls else '-'} |")
     lines += ["", f"Plateau (smallest budget whose doubling adds less than {args.plateau_gain} Dice point): "
               + (f"**{chosen} iterations**" if chosen else "not reached within these budgets"), "",
               f"![learning curve]({stem.name}.png)", ""]
@@ -146,7 +177,7 @@ def write_reports(stem: Path, args: argparse.Namespace, dev_cases: list[str], po
     stem.with_suffix(".md").write_text("\n".join(lines))
     write_json(stem.with_suffix(".json"), {
         "benchmark": "learning_curve", "dataset": args.dataset, "data_tag": data_tag(args), "command": command,
-        "seed": args.seed, "machine": machine, "git_commit": commit, "steps": steps.steps, "total_wall_s": wall,
+        "seeds": args.seeds, "machine": machine, "git_commit": commit, "steps": steps.steps, "total_wall_s": wall,
         "dev_cases": dev_cases, "dev_seed": args.dev_seed, "plateau_gain": args.plateau_gain,
         "plateau_iterations": chosen, "points": points,
     })
@@ -159,9 +190,12 @@ def write_reports(stem: Path, args: argparse.Namespace, dev_cases: list[str], po
     with plt.style.context("default"):
         fig, ax = plt.subplots(figsize=(6, 4))
         x = [p["iterations"] for p in points]
-        for key, label in [*classes.items(), ("mean", "mean")]:
+        for key, label in [*classes.items(), ("mean", "mean over seeds")]:
             ax.plot(x, [100 * p["dice"][key] for p in points], marker="o", label=label,
                     linewidth=2.5 if key == "mean" else 1)
+        ax.scatter([p["iterations"] for p in points for _ in p["seeds"]],
+                   [100 * r["dice"]["mean"] for p in points for r in p["seeds"].values()], color="black", s=12,
+                   zorder=3, label="mean, each seed")
         if chosen:
             ax.axvline(chosen, color="gray", linestyle="--", linewidth=1, label=f"plateau: {chosen}")
         ax.set_xscale("log", base=2)
@@ -196,7 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dev-groups", type=int, default=None,
                         help="dev split size in patients (ACDC, default 10) or images (ISIC, default 300)")
     parser.add_argument("--dev-seed", type=int, default=0)
-    parser.add_argument("--seed", type=int, default=0, help="seeds Python/NumPy/torch before training")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="a model per seed and budget (Python/NumPy/torch seeded as run_quality.py seeds stock "
+                             "fold 0); the plateau is decided on the mean over seeds")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dataset-id", type=int, default=None)
     return parser

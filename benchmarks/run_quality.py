@@ -184,6 +184,12 @@ def row_budget(args: argparse.Namespace, row: Row) -> str | None:
     return doubled[0] if doubled else None
 
 
+def stock_results_root(seed: int) -> str:
+    """Where stock fold 0 of a seed trains (also the learning curve's): seed 0 beside the teachers, other seeds in
+    roots of their own, not the students' seed roots, which link the teachers' folder."""
+    return "nnUNet_results" if seed == 0 else f"nnUNet_results_stock_seed{seed}"
+
+
 def row_models(row: Row, args: argparse.Namespace) -> dict[int, list[Model]]:
     """The models behind a row, per seed (an ensemble row: all teacher folds of seed 0)."""
     trainer = trainer_names(row.arm, row_budget(args, row))
@@ -193,12 +199,8 @@ def row_models(row: Row, args: argparse.Namespace) -> dict[int, list[Model]]:
     seeds = args.seeds if row.seeded else [0]
     out = {}
     for seed in seeds:
-        if seed == 0:
-            root = "nnUNet_results"
-        elif row.arm == STOCK:
-            root = f"nnUNet_results_stock_seed{seed}"  # not the seed roots: those link the teachers' folder
-        else:
-            root = f"nnUNet_results_seed{seed}"
+        root = stock_results_root(seed) if row.arm == STOCK else \
+            "nnUNet_results" if seed == 0 else f"nnUNet_results_seed{seed}"
         out[seed] = [Model(trainer, 0, seed, root, args.plans, row.oracle)]
     return out
 
