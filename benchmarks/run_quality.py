@@ -474,6 +474,24 @@ def _step_name(model: Model, dataset_name: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
+def prediction_key(args: argparse.Namespace, row: Row) -> str:
+    """The predictions folder of a row: the default budget and plans keep the plain name (work dirs resume), another
+    ``--proxy-budget`` or plans variant gets its own, or it would find the default's predictions and report them."""
+    return (f"{args.evaluate}_{row.key}" + (f"_{preset_label(args)}" if preset_label(args) != args.preset else "")
+            + (f"_{args.plans}" if args.plans != "nnUNetPlans" else ""))
+
+
+def check_predicted_by(output: Path, model_folder: Path, folds: tuple[int, ...]) -> None:
+    """Records which model predicted ``output``; refuses predictions another model made (reporting them would
+    credit one model with another's result)."""
+    record = output / "predicted_by.json"
+    wanted = {"model_folder": str(Path(model_folder).resolve()), "folds": list(folds)}
+    if record.is_file() and json.loads(record.read_text()) != wanted:
+        raise SystemExit(f"{output} holds predictions of {json.loads(record.read_text())}, not of {wanted}: "
+                         "delete the folder or use another --work-dir")
+    write_json(record, wanted)
+
+
 def evaluate_rows(args: argparse.Namespace, raw: Path, dataset_names: dict[bool, str], rows: list[Row],
                   steps: StepLog, images: str, labels: str) -> dict:
     """Each row's predictions of the evaluation set and their metrics; ``dataset_names``: where the models of the
@@ -487,10 +505,12 @@ def evaluate_rows(args: argparse.Namespace, raw: Path, dataset_names: dict[bool,
         for seed, models in row_models(row, args).items():
             model_folder = _model_fold_folder(args.work_dir, dataset_names[row.oracle], models[0]).parent
             folds = tuple(m.fold for m in models)
-            output = args.work_dir / "predictions" / f"{args.evaluate}_{row.key}" / f"seed{seed}"
-            with steps.step(f"predict_{args.evaluate}_{row.key}_seed{seed}",
+            key = prediction_key(args, row)
+            output = args.work_dir / "predictions" / key / f"seed{seed}"
+            with steps.step(f"predict_{key}_seed{seed}",
                             f"predict {images} + evaluate: {row.label}, folds {folds}, seed {seed}") as record:
                 record["skipped"] = (output / "summary.json").is_file()
+                check_predicted_by(output, model_folder, folds)
                 summary = predict_and_evaluate(model_folder, folds, raw / images, raw / labels, output, args.device)
             per_case = case_metrics(summary, dataset_json)
             per_seed[seed] = {"model_folder": str(model_folder), "folds": list(folds), "predictions": str(output),

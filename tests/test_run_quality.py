@@ -155,3 +155,18 @@ def test_proxy_budget_is_refused_without_the_proxy_preset_or_in_another_form(tmp
         with pytest.raises(SystemExit):
             main(["acdc", "--work-dir", str(tmp_path), *argv])
         assert "--proxy-budget takes an iteration budget" in capsys.readouterr().err
+
+
+def test_another_budget_predicts_into_its_own_folder_and_foreign_predictions_are_refused(tmp_path):
+    from benchmarks.run_quality import ROWS_BY_KEY, check_predicted_by, prediction_key
+
+    args = _args(["stock"], [0])
+    args.evaluate = "test"
+    assert prediction_key(args, ROWS_BY_KEY["stock"]) == "test_stock"  # the default's name: old work dirs resume
+    args.proxy_budget = "4000it"
+    assert prediction_key(args, ROWS_BY_KEY["stock"]) == "test_stock_proxy4000it"
+    output = tmp_path / "test_stock" / "seed0"
+    check_predicted_by(output, tmp_path / "a", (0,))
+    check_predicted_by(output, tmp_path / "a", (0,))  # the same model again: fine
+    with pytest.raises(SystemExit, match="holds predictions of"):
+        check_predicted_by(output, tmp_path / "b", (0,))
