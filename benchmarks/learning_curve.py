@@ -110,9 +110,9 @@ def run(args: argparse.Namespace) -> Path:
             seeds[str(seed)] = {"dice": {k: v["Dice"]["mean"] for k, v in stats.items()}, "per_case": per_case,
                                 "train_wall_s": wall_s}
             print(f"{trainer} seed {seed}: dev mean Dice {100 * seeds[str(seed)]['dice']['mean']:.1f}")
+        mean_over_seeds = {k: sum(r["dice"][k] for r in seeds.values()) / len(seeds) for k in seeds[str(seed)]["dice"]}
         points.append({"iterations": iterations, "trainer": trainer, "plans": args.plans, "seeds": seeds,
-                       "dice": {k: sum(r["dice"][k] for r in seeds.values()) / len(seeds) for k in CLASS_NAMES[
-                           args.dataset] | {"mean": "mean"}}})
+                       "dice": mean_over_seeds})
     for previous, point in zip(points, points[1:]):
         # paired over dev cases, seeds resampled within each budget (as run_quality compares rows)
         point["gain"] = bootstrap_difference(_dice_matrix(point), _dice_matrix(previous))

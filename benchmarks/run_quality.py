@@ -155,7 +155,7 @@ def preset_budget(args: argparse.Namespace) -> str:
     from nnunet_dumm.trainers.variants import PROXY_BUDGETS
 
     if args.preset == "proxy":
-        return getattr(args, "proxy_budget", None) or PROXY_BUDGETS[args.dataset]
+        return args.proxy_budget or PROXY_BUDGETS[args.dataset]
     return {"gpuwin": "5000it"}.get(args.preset, args.preset)
 
 

@@ -11,8 +11,8 @@ from benchmarks.run_quality import ROWS, available_rows, compare_rows, training_
 
 
 def _args(arms: list[str], seeds: list[int]) -> argparse.Namespace:
-    return argparse.Namespace(dataset="isic", preset="proxy", teacher_folds=5, plans="nnUNetPlans", seeds=seeds,
-                              arms=arms)
+    return argparse.Namespace(dataset="isic", preset="proxy", proxy_budget=None, teacher_folds=5, plans="nnUNetPlans",
+                              seeds=seeds, arms=arms)
 
 
 def test_a_second_generation_trains_after_all_five_dumm_folds_it_learns_from():
