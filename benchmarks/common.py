@@ -294,6 +294,12 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
+def report_file(stem: Path, suffix: str) -> Path:
+    """A report's file: the stem with ``suffix`` appended. Not ``Path.with_suffix``: a stem such as
+    ``..._nnUNetPlans_features0.5_3seeds`` has a dot that is not a suffix, and would lose everything after it."""
+    return stem.parent / f"{stem.name}{suffix}"
+
+
 def write_json(path: Path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")

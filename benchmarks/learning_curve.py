@@ -41,6 +41,7 @@ from benchmarks.common import (  # noqa: E402
     plan_and_preprocess,
     plans_variant_name,
     provenance_markdown,
+    report_file,
     set_nnunet_paths,
     write_json,
     write_plans_variant,
@@ -122,7 +123,7 @@ def run(args: argparse.Namespace) -> Path:
                                    + (f"_{args.plans}" if args.plans != "nnUNetPlans" else "")
                                    + (f"_{len(args.seeds)}seeds" if args.seeds != [0] else ""))
         write_reports(stem, args, dev_cases, points, steps, time.perf_counter() - start)
-        record["files"] = [str(stem.with_suffix(s)) for s in (".md", ".json", ".png")]
+        record["files"] = [str(report_file(stem, s)) for s in (".md", ".json", ".png")]
     print(f"\nreport: {stem}.md (+ .json, .png)")
     return stem
 
@@ -174,8 +175,8 @@ def write_reports(stem: Path, args: argparse.Namespace, dev_cases: list[str], po
               + (f"**{chosen} iterations**" if chosen else "not reached within these budgets"), "",
               f"![learning curve]({stem.name}.png)", ""]
     stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".md").write_text("\n".join(lines))
-    write_json(stem.with_suffix(".json"), {
+    report_file(stem, ".md").write_text("\n".join(lines))
+    write_json(report_file(stem, ".json"), {
         "benchmark": "learning_curve", "dataset": args.dataset, "data_tag": data_tag(args), "command": command,
         "seeds": args.seeds, "machine": machine, "git_commit": commit, "steps": steps.steps, "total_wall_s": wall,
         "dev_cases": dev_cases, "dev_seed": args.dev_seed, "plateau_gain": args.plateau_gain,
@@ -202,10 +203,11 @@ def write_reports(stem: Path, args: argparse.Namespace, dev_cases: list[str], po
         ax.set_xticks(x, [str(i) for i in x])
         ax.set_xlabel("training iterations (stock nnU-Net fold 0)")
         ax.set_ylabel("dev-split Dice x 100")
-        ax.set_title(f"{args.dataset.upper()} {data_tag(args)}: stock nnU-Net learning curve", fontsize=9)
+        network = "" if args.plans == "nnUNetPlans" else f" ({args.plans})"
+        ax.set_title(f"{args.dataset.upper()} {data_tag(args)}: stock nnU-Net{network} learning curve", fontsize=9)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(stem.with_suffix(".png"), dpi=120)
+        fig.savefig(report_file(stem, ".png"), dpi=120)
     plt.close(fig)
 
 

@@ -39,6 +39,7 @@ from benchmarks.common import (  # noqa: E402
     machine_info,
     plan_and_preprocess,
     provenance_markdown,
+    report_file,
     run_subprocess_json,
     seed_everything,
     set_nnunet_paths,
@@ -321,7 +322,7 @@ def run(args: argparse.Namespace) -> Path:
     with steps.step("report", "write the report") as record:
         stem = args.results_dir / f"cost_{args.tag}"
         write_reports(stem, args, results, steps, time.perf_counter() - start_all)
-        record["files"] = [str(stem.with_suffix(s)) for s in (".md", ".json")]
+        record["files"] = [str(report_file(stem, s)) for s in (".md", ".json")]
     print(f"\nreport: {stem}.md (+ .json)")
     return stem
 
@@ -410,10 +411,10 @@ def write_reports(stem: Path, args: argparse.Namespace, results: dict, steps: St
                      f"{r['cache_entry_bytes_per_case'] / 1024:.1f} KiB | {total / 1024:.1f} KiB |")
     lines.append("")
     stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".md").write_text("\n".join(lines))
-    write_json(stem.with_suffix(".json"), {"benchmark": "cost", "tag": args.tag, "command": command, "seed": args.seed,
-                                           "machine": machine, "git_commit": commit, "steps": steps.steps,
-                                           "total_wall_s": wall, "goals": GOALS, **results})
+    report_file(stem, ".md").write_text("\n".join(lines))
+    write_json(report_file(stem, ".json"), {"benchmark": "cost", "tag": args.tag, "command": command, "seed": args.seed,
+                                               "machine": machine, "git_commit": commit, "steps": steps.steps,
+                                               "total_wall_s": wall, "goals": GOALS, **results})
 
 
 # ------------------------------------------------------------------------------------------------ CLI

@@ -53,6 +53,7 @@ from benchmarks.common import (  # noqa: E402
     plan_and_preprocess,
     plans_variant_name,
     provenance_markdown,
+    report_file,
     seed_everything,
     set_nnunet_paths,
     trainer_names,
@@ -161,12 +162,14 @@ def preset_budget(args: argparse.Namespace) -> str:
 
 def preset_label(args: argparse.Namespace) -> str:
     """The preset as reports and ``summary.json`` name it: ``proxy`` with another budget than the learning curve's
-    is ``proxy<budget>``, so that its report and summary entry stand beside the default's."""
+    or another network than nnU-Net's is ``proxy<budget>`` (+ ``_features<scale>``), so that its report and summary
+    entry stand beside the default's."""
     from nnunet_dumm.trainers.variants import PROXY_BUDGETS
 
-    if args.preset == "proxy" and preset_budget(args) != PROXY_BUDGETS[args.dataset]:
-        return f"proxy{preset_budget(args)}"
-    return args.preset
+    if args.preset != "proxy" or (preset_budget(args) == PROXY_BUDGETS[args.dataset] and args.plans == "nnUNetPlans"):
+        return args.preset
+    return f"proxy{preset_budget(args)}" + ("" if args.plans == "nnUNetPlans" else
+                                            "_" + args.plans.removeprefix("nnUNetPlans_"))
 
 
 def row_budget(args: argparse.Namespace, row: Row) -> str | None:
@@ -647,13 +650,13 @@ def run(args: argparse.Namespace) -> Path:
     with steps.step("report", "write the report") as record:
         stem = args.results_dir / f"{args.dataset}_{preset_label(args)}_{budget_tag(args)}"
         write_reports(stem, args, raw, results, comparisons, steps, time.perf_counter() - start)
-        record["files"] = [str(stem.with_suffix(s)) for s in (".md", ".json", ".png")]
+        record["files"] = [str(report_file(stem, s)) for s in (".md", ".json", ".png")]
     if args.evaluate == "test" and not args.limit_test and not args.limit_unlabeled:
         update_summary(args.results_dir / "summary.json", {
             "dataset": args.dataset, "preset": preset_label(args),
             "labeled": args.labeled if args.dataset == "acdc" else f"{round(100 * args.labeled_fraction)}pct",
-            "report": str(stem.with_suffix(".md").relative_to(args.results_dir.parent.parent)
-                          if stem.is_relative_to(args.results_dir.parent.parent) else stem.with_suffix(".md")),
+            "report": str(report_file(stem, ".md").relative_to(args.results_dir.parent.parent)
+                          if stem.is_relative_to(args.results_dir.parent.parent) else report_file(stem, ".md")),
             **{SUMMARY_KEYS[pair]: {**comparisons[f"{pair[0]}_vs_{pair[1]}"],
                                     "arms": {k: results[k]["mean_dice_over_seeds"] for k in pair}}
                for pair in SUMMARY_KEYS if f"{pair[0]}_vs_{pair[1]}" in comparisons},
@@ -731,14 +734,14 @@ def write_reports(stem: Path, args: argparse.Namespace, raw: Path, results: dict
         lines.append("")
     lines += [f"![Dice per row]({stem.name}.png)", ""]
     stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".md").write_text("\n".join(lines))
-    write_json(stem.with_suffix(".json"), {
+    report_file(stem, ".md").write_text("\n".join(lines))
+    write_json(report_file(stem, ".json"), {
         "benchmark": "quality", "dataset": args.dataset, "preset": args.preset, "budget_tag": stem.name,
         "evaluate": args.evaluate, "command": command, "seeds": args.seeds, "machine": machine,
         "git_commit": commit, "steps": steps.steps, "total_wall_s": wall, "split": split, "counts": counts,
         "classes": classes, "teacher_folds": args.teacher_folds, "rows": results, "comparisons": comparisons,
     })
-    dot_plot(stem.with_suffix(".png"), results, comparisons, f"{stem.name}: mean Dice on {evaluation}")
+    dot_plot(report_file(stem, ".png"), results, comparisons, f"{stem.name}: mean Dice on {evaluation}")
 
 
 def dot_plot(path: Path, results: dict, comparisons: dict, title: str) -> None:

@@ -29,6 +29,7 @@ from benchmarks.common import (  # noqa: E402
     git_commit,
     machine_info,
     provenance_markdown,
+    report_file,
     seed_everything,
     write_json,
 )
@@ -91,10 +92,10 @@ def main(argv: list[str] | None = None) -> None:
         lines.append(f"| `{ARMS[key]}_{args.budget}` | {100 * s['validation']:.1f} | {100 * s['test']:.1f} | "
                      f"{100 * s['validation_minus_test']:+.1f} | {100 * s['optimism_vs_stock']:+.1f} |")
     stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    write_json(stem.with_suffix(".json"), {"command": command_line(), "git_commit": git_commit(),
-                                           "spec": vars(args) | {"work_dir": str(work_dir)}, "per_fold": scores,
-                                           "summary": summary, "steps": steps.steps})
+    report_file(stem, ".md").write_text("\n".join(lines) + "\n")
+    write_json(report_file(stem, ".json"), {"command": command_line(), "git_commit": git_commit(),
+                                               "spec": vars(args) | {"work_dir": str(work_dir)}, "per_fold": scores,
+                                               "summary": summary, "steps": steps.steps})
     print("\n".join(lines))
 
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks.common import bootstrap_difference, update_summary
+from benchmarks.common import bootstrap_difference, report_file, update_summary
 
 
 def _scores(values: np.ndarray) -> dict[str, list[float]]:
@@ -60,3 +60,11 @@ def test_summary_entries_are_replaced_by_dataset_preset_and_budget(tmp_path):
     update_summary(path, {"dataset": "acdc", "preset": "proxy", "labeled": 7, "x": 3})
     entries = json.loads(path.read_text())["entries"]
     assert [(e["dataset"], e["x"]) for e in entries] == [("acdc", 3), ("isic", 2)]
+
+
+def test_report_files_keep_the_whole_stem_when_it_holds_a_dot(tmp_path):
+    # a smaller network's reports: Path.with_suffix took ".5_3seeds" for a suffix and wrote "..._features0.md"
+    stem = tmp_path / "acdc_learning_curve_L7_ds4_nnUNetPlans_features0.5_3seeds"
+    assert [report_file(stem, s).name for s in (".md", ".png")] == [
+        "acdc_learning_curve_L7_ds4_nnUNetPlans_features0.5_3seeds.md",
+        "acdc_learning_curve_L7_ds4_nnUNetPlans_features0.5_3seeds.png"]

@@ -146,6 +146,10 @@ def test_another_proxy_budget_trains_every_arm_on_it_and_reports_apart_from_the_
     assert preset_label(args) == "proxy4000it"  # its report and summary entry do not replace the default's
     args.proxy_budget = "2000it"
     assert preset_label(args) == "proxy"
+    args.plans = "nnUNetPlans_features0.5"  # a smaller network for every arm (--network-scale 0.5)
+    assert preset_label(args) == "proxy2000it_features0.5"
+    args.proxy_budget = "4000it"
+    assert preset_label(args) == "proxy4000it_features0.5"
 
 
 def test_proxy_budget_is_refused_without_the_proxy_preset_or_in_another_form(tmp_path, capsys):
