@@ -73,6 +73,8 @@ BUDGETS = {
 # ACDC-7 at 64 x 64 63.3 -> 63.2 from 2,000 to 4,000 iterations, ISIC-10 % at 64 px 87.0 -> 86.9 from 1,000 to
 # 2,000. Every arm gets it; stock also gets twice it. Over three seeds ACDC's does not hold (+2.2 from 2,000 to 4,000:
 # acdc_learning_curve_L7_ds4_3seeds.md); it stays until 8,000 iterations over three seeds say where the plateau is.
+# Half the features per stage does not plateau sooner (+1.7 from 4,000 to 8,000 over three seeds:
+# acdc_learning_curve_L7_ds4_nnUNetPlans_features0.5_3seeds.md).
 PROXY_BUDGETS = {"acdc": "2000it", "isic": "1000it"}
 # Budgets every arm has besides the proxy ones (benchmarks/run_quality.py --proxy-budget): ACDC's next doubling
 CANDIDATE_PROXY_BUDGETS = ("4000it",)
