@@ -75,6 +75,7 @@ BUDGETS = {
 # acdc_learning_curve_L7_ds4_3seeds.md); it stays until 8,000 iterations over three seeds say where the plateau is.
 # Half the features per stage does not plateau sooner (+1.7 from 4,000 to 8,000 over three seeds:
 # acdc_learning_curve_L7_ds4_nnUNetPlans_features0.5_3seeds.md).
+# ISIC's holds over three seeds (+0.3 [-0.2, +0.9] from 1,000 to 2,000: isic_learning_curve_10pct_64px_3seeds.md).
 PROXY_BUDGETS = {"acdc": "2000it", "isic": "1000it"}
 # Budgets every arm has besides the proxy ones (benchmarks/run_quality.py --proxy-budget): ACDC's next doubling
 CANDIDATE_PROXY_BUDGETS = ("4000it",)
