@@ -166,10 +166,11 @@ def preset_label(args: argparse.Namespace) -> str:
     entry stand beside the default's."""
     from nnunet_dumm.trainers.variants import PROXY_BUDGETS
 
-    if args.preset != "proxy" or (preset_budget(args) == PROXY_BUDGETS[args.dataset] and args.plans == "nnUNetPlans"):
+    budget = preset_budget(args)
+    network = "" if args.plans == "nnUNetPlans" else "_" + args.plans.removeprefix("nnUNetPlans_")
+    if args.preset != "proxy" or (budget == PROXY_BUDGETS[args.dataset] and not network):
         return args.preset
-    return f"proxy{preset_budget(args)}" + ("" if args.plans == "nnUNetPlans" else
-                                            "_" + args.plans.removeprefix("nnUNetPlans_"))
+    return f"proxy{budget}{network}"
 
 
 def row_budget(args: argparse.Namespace, row: Row) -> str | None:
@@ -652,11 +653,11 @@ def run(args: argparse.Namespace) -> Path:
         write_reports(stem, args, raw, results, comparisons, steps, time.perf_counter() - start)
         record["files"] = [str(report_file(stem, s)) for s in (".md", ".json", ".png")]
     if args.evaluate == "test" and not args.limit_test and not args.limit_unlabeled:
+        report, project = report_file(stem, ".md"), args.results_dir.parent.parent
         update_summary(args.results_dir / "summary.json", {
             "dataset": args.dataset, "preset": preset_label(args),
             "labeled": args.labeled if args.dataset == "acdc" else f"{round(100 * args.labeled_fraction)}pct",
-            "report": str(report_file(stem, ".md").relative_to(args.results_dir.parent.parent)
-                          if stem.is_relative_to(args.results_dir.parent.parent) else report_file(stem, ".md")),
+            "report": str(report.relative_to(project) if report.is_relative_to(project) else report),
             **{SUMMARY_KEYS[pair]: {**comparisons[f"{pair[0]}_vs_{pair[1]}"],
                                     "arms": {k: results[k]["mean_dice_over_seeds"] for k in pair}}
                for pair in SUMMARY_KEYS if f"{pair[0]}_vs_{pair[1]}" in comparisons},
