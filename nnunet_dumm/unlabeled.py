@@ -31,6 +31,7 @@ __all__ = [
     "completed_cases",
     "damaged_cases",
     "find_unlabeled_cases",
+    "is_completed",
     "load_preprocessed_image",
     "preprocess_unlabeled",
     "preprocessed_shape",
@@ -66,6 +67,13 @@ def completed_cases(folder: str | Path) -> list[str]:
     if not folder.is_dir():
         return []
     return sorted(p.stem for p in folder.glob("*.pkl") if (folder / f"{p.stem}.b2nd").is_file())
+
+
+def is_completed(folder: str | Path, case: str) -> bool:
+    """``case in completed_cases(folder)`` for one case, without listing the folder (a per-case check inside a loop
+    over the pool would make preprocessing quadratic in the pool size)."""
+    folder = Path(folder)
+    return (folder / f"{case}.pkl").is_file() and (folder / f"{case}.b2nd").is_file()
 
 
 def damaged_cases(folder: str | Path, checksum: bool = False) -> dict[str, Path]:
@@ -275,10 +283,10 @@ def _run_one(args: tuple[UnlabeledPreprocessingTarget, str, list[str], str | Non
     finished it; True if this process preprocessed it."""
     target, case, files, true_label_file = args
     claims = Claims(target.output_folder)
-    if case in completed_cases(target.output_folder) or not claims.claim(case):
+    if is_completed(target.output_folder, case) or not claims.claim(case):
         return False
     try:
-        if case in completed_cases(target.output_folder):
+        if is_completed(target.output_folder, case):
             return False
         target.preprocess_case(case, files, true_label_file)
         return True
@@ -360,7 +368,7 @@ def preprocess_unlabeled(
                 preprocessed_here += done_here
                 progress.update()
     # cases claimed by another process that runs at the same time: wait until they are finished
-    while pending := [c for c in todo if c not in set(completed_cases(output))]:
+    while pending := [c for c in todo if not is_completed(output, c)]:
         progress.set_postfix_str(f"waiting for {len(pending)} case(s) preprocessed by another process")
         time.sleep(1.0)
         for job in jobs:  # a claim of a process that died meanwhile is stale: take the case over

@@ -47,6 +47,30 @@ def test_rerun_skips_finished_cases_and_redoes_a_missing_one(planned, capsys):
     assert len(completed_cases(folder)) == TINY_SPEC.num_unlabeled
 
 
+
+def test_preprocessing_lists_the_folder_a_fixed_number_of_times_whatever_the_pool_size(planned, monkeypatch):
+    """A listing of the output folder per case made a 2,040-image pool take 104 s instead of about 20."""
+    import nnunet_dumm.unlabeled as unlabeled
+
+    folder = unlabeled_preprocessed_folder("Dataset950_DUMMDemo", "nnUNetPlans_2d")
+    for pickle in folder.glob("*.pkl"):
+        pickle.unlink()  # every case is preprocessed again
+    listings = []
+    monkeypatch.setattr(unlabeled, "completed_cases", lambda f: listings.append(f) or completed_cases(f))
+    preprocess_unlabeled(950, "2d", verbose=False)
+    assert len(listings) <= 2 < TINY_SPEC.num_unlabeled
+    assert len(completed_cases(folder)) == TINY_SPEC.num_unlabeled
+
+
+def test_a_case_counts_as_completed_only_with_its_pickle_and_its_array(tmp_path):
+    from nnunet_dumm.unlabeled import is_completed
+
+    (tmp_path / "a.pkl").touch()
+    (tmp_path / "a.b2nd").touch()
+    (tmp_path / "b.b2nd").touch()  # killed before its pickle was moved into place
+    (tmp_path / "c.pkl").touch()  # its array lost
+    assert [case for case in "abc" if is_completed(tmp_path, case)] == completed_cases(tmp_path) == ["a"]
+
 @pytest.fixture
 def bad_dataset(planned):
     """A copy of the planned demo dataset as Dataset951_Bad, whose unlabeled images a test can break."""
