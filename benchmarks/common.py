@@ -228,13 +228,15 @@ class StepLog:
     """Numbered, resumable steps with wall times, persisted in ``<work_dir>/benchmark_steps.json``.
 
     A step that finds its result on disk is reported as skipped with the wall time of the run that did the work
-    (if that run was recorded), so a resumed benchmark still reports what each step cost.
+    (if that run was recorded), so a resumed benchmark still reports what each step cost. ``steps`` holds every step
+    recorded in the work dir (other scripts and other arms run there too); a report covers ``of_this_run``.
     """
 
     path: Path
     total: int
     steps: dict = field(default_factory=dict)
     _index: int = 0
+    _this_run: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.path.is_file():
@@ -273,13 +275,19 @@ class StepLog:
                 entry["paused_s"] = round(paused, 1)  # benchmarks/pause.py ran other work meanwhile
         entry.update({k: v for k, v in record.items() if k != "skipped"})
         self.steps[name] = entry
+        self._this_run += [name] if name not in self._this_run else []
         write_json(self.path, self.steps)
         note = " (result found on disk, skipped)" if record["skipped"] else ""
         print(f"--- done in {elapsed:.1f} s{note}", flush=True)
 
+    @property
+    def of_this_run(self) -> dict:
+        """The steps this invocation went through, in order; one it found done keeps the earlier run's timing."""
+        return {name: self.steps[name] for name in self._this_run}
+
     def table(self) -> str:
         lines = ["| step | wall time | note |", "|---|---:|---|"]
-        for name, entry in self.steps.items():
+        for name, entry in self.of_this_run.items():
             wall = entry.get("wall_s")
             note = "skipped, no earlier timing" if entry.get("skipped") else ""
             if "resumed_skip_s" in entry:

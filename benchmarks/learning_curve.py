@@ -178,7 +178,7 @@ def write_reports(stem: Path, args: argparse.Namespace, dev_cases: list[str], po
     report_file(stem, ".md").write_text("\n".join(lines))
     write_json(report_file(stem, ".json"), {
         "benchmark": "learning_curve", "dataset": args.dataset, "data_tag": data_tag(args), "command": command,
-        "seeds": args.seeds, "machine": machine, "git_commit": commit, "steps": steps.steps, "total_wall_s": wall,
+        "seeds": args.seeds, "machine": machine, "git_commit": commit, "steps": steps.of_this_run, "total_wall_s": wall,
         "dev_cases": dev_cases, "dev_seed": args.dev_seed, "plateau_gain": args.plateau_gain,
         "plateau_iterations": chosen, "points": points,
     })

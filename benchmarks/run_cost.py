@@ -413,7 +413,7 @@ def write_reports(stem: Path, args: argparse.Namespace, results: dict, steps: St
     stem.parent.mkdir(parents=True, exist_ok=True)
     report_file(stem, ".md").write_text("\n".join(lines))
     write_json(report_file(stem, ".json"), {"benchmark": "cost", "tag": args.tag, "command": command, "seed": args.seed,
-                                               "machine": machine, "git_commit": commit, "steps": steps.steps,
+                                               "machine": machine, "git_commit": commit, "steps": steps.of_this_run,
                                                "total_wall_s": wall, "goals": GOALS, **results})
 
 

@@ -473,8 +473,10 @@ def train_all(models: list[Model], args: argparse.Namespace, dataset_name: str, 
 
 def _step_name(model: Model, dataset_name: str) -> str:
     # models of the dev and oracle datasets get their own records: the test run's timings stay as they were measured
+    # and a smaller network's model (a plans variant) is not the default network's
     twins = [tag for tag in dataset_name.split("_")[2:] if tag in ("dev", "oracle")]
-    return f"train_{model.trainer}_fold{model.fold}_seed{model.seed}" + "".join(f"_{tag}" for tag in twins)
+    plans = f"_{model.plans}" if model.plans != "nnUNetPlans" else ""
+    return f"train_{model.trainer}{plans}_fold{model.fold}_seed{model.seed}" + "".join(f"_{tag}" for tag in twins)
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
@@ -739,7 +741,7 @@ def write_reports(stem: Path, args: argparse.Namespace, raw: Path, results: dict
     write_json(report_file(stem, ".json"), {
         "benchmark": "quality", "dataset": args.dataset, "preset": args.preset, "budget_tag": stem.name,
         "evaluate": args.evaluate, "command": command, "seeds": args.seeds, "machine": machine,
-        "git_commit": commit, "steps": steps.steps, "total_wall_s": wall, "split": split, "counts": counts,
+        "git_commit": commit, "steps": steps.of_this_run, "total_wall_s": wall, "split": split, "counts": counts,
         "classes": classes, "teacher_folds": args.teacher_folds, "rows": results, "comparisons": comparisons,
     })
     dot_plot(report_file(stem, ".png"), results, comparisons, f"{stem.name}: mean Dice on {evaluation}")

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     report_file(stem, ".md").write_text("\n".join(lines) + "\n")
     write_json(report_file(stem, ".json"), {"command": command_line(), "git_commit": git_commit(),
                                                "spec": vars(args) | {"work_dir": str(work_dir)}, "per_fold": scores,
-                                               "summary": summary, "steps": steps.steps})
+                                               "summary": summary, "steps": steps.of_this_run})
     print("\n".join(lines))
 
 

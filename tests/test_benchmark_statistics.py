@@ -68,3 +68,21 @@ def test_report_files_keep_the_whole_stem_when_it_holds_a_dot(tmp_path):
     assert [report_file(stem, s).name for s in (".md", ".png")] == [
         "acdc_learning_curve_L7_ds4_nnUNetPlans_features0.5_3seeds.md",
         "acdc_learning_curve_L7_ds4_nnUNetPlans_features0.5_3seeds.png"]
+
+
+def test_a_report_lists_the_steps_of_its_own_run_with_earlier_timings_of_resumed_ones(tmp_path):
+    # a quality run in a learning curve's work dir had listed the curve's dev predictions among its own steps
+    from benchmarks.common import StepLog
+
+    log = tmp_path / "benchmark_steps.json"
+    log.write_text(json.dumps({name: {"description": name, "wall_s": 300.0, "skipped": False}
+                               for name in ("curve_dev_1000", "train_a")}))  # what an earlier run recorded
+    quality = StepLog(log, total=0)
+    with quality.step("train_a", "train_a") as record:
+        record["skipped"] = True  # found on disk
+    with quality.step("report", "report"):
+        pass
+    assert list(quality.of_this_run) == ["train_a", "report"]
+    assert quality.of_this_run["train_a"]["wall_s"] == 300.0
+    assert "curve_dev_1000" not in quality.table() and "5.0 min" in quality.table()
+    assert set(json.loads(log.read_text())) == {"curve_dev_1000", "train_a", "report"}  # the resume record keeps all
