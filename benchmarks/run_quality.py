@@ -126,6 +126,8 @@ LEVER_ROWS = ("copy_paste", "class_quantile", "no_mask", "fg_sus", "fg_oversampl
 # (row, reference row): the differences the report and summary.json give intervals for
 COMPARISONS = (("dumm", "stock_ensemble"), ("dumm", "stock"), ("dumm_ensemble", "stock_ensemble"),
                ("stock_2x", "stock"), ("dumm", "stock_2x"), ("pseudo_label", "stock"),
+               # the ablations: what each of DUMM's parts adds
+               *((ablation, "dumm") for ablation in ("pseudo_label", "dumm_nosus", "dumm_nopum")),
                *((lever, reference) for lever in LEVER_ROWS for reference in ("dumm", "stock_ensemble")),
                ("oracle", "stock_ensemble"), ("oracle_2x", "stock_ensemble"), ("dumm", "oracle"))
 SUMMARY_KEYS = {("dumm", "stock_ensemble"): "dumm_vs_stock_ensemble", ("dumm", "stock"): "dumm_vs_stock_fold0",

@@ -121,12 +121,21 @@ def test_the_oracle_dataset_has_the_students_plans_and_the_pool_with_its_labels(
     assert "resumed_skip_s" in steps.steps[f"prepare_{oracle}"]  # a rerun finds it done and keeps its wall time
 
 
-def test_a_lever_is_compared_with_dumm_and_with_the_stock_ensemble_the_bar():
-    def row(dice_per_case: list[float]) -> dict:
-        cases = [{"case": f"c{i}", "classes": {"1": {"Dice": d}}} for i, d in enumerate(dice_per_case)]
-        return {"seeds": {"0": {"per_case": cases}}}
+def _row(dice_per_case: list[float]) -> dict:
+    cases = [{"case": f"c{i}", "classes": {"1": {"Dice": d}}} for i, d in enumerate(dice_per_case)]
+    return {"seeds": {"0": {"per_case": cases}}}
 
-    results = {"stock_ensemble": row([0.6, 0.6, 0.6]), "dumm": row([0.7, 0.7, 0.7]), "longer": row([0.8, 0.8, 0.8])}
+
+def test_each_ablation_is_compared_with_dumm():
+    results = {key: _row([0.7, 0.7, 0.7]) for key in ("dumm", "pseudo_label", "dumm_nosus")}
+    results["dumm_nopum"] = _row([0.8, 0.8, 0.8])
+    comparisons = compare_rows(results)
+    assert set(comparisons) == {"pseudo_label_vs_dumm", "dumm_nosus_vs_dumm", "dumm_nopum_vs_dumm"}
+    assert round(comparisons["dumm_nopum_vs_dumm"]["mean_diff"], 6) == 0.1
+
+
+def test_a_lever_is_compared_with_dumm_and_with_the_stock_ensemble_the_bar():
+    results = {"stock_ensemble": _row([0.6, 0.6, 0.6]), "dumm": _row([0.7, 0.7, 0.7]), "longer": _row([0.8, 0.8, 0.8])}
     comparisons = compare_rows(results)
     assert set(comparisons) == {"dumm_vs_stock_ensemble", "longer_vs_dumm", "longer_vs_stock_ensemble"}
     assert round(comparisons["longer_vs_stock_ensemble"]["mean_diff"], 6) == 0.2
