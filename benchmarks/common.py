@@ -275,7 +275,8 @@ class StepLog:
                 entry["paused_s"] = round(paused, 1)  # benchmarks/pause.py ran other work meanwhile
         entry.update({k: v for k, v in record.items() if k != "skipped"})
         self.steps[name] = entry
-        self._this_run += [name] if name not in self._this_run else []
+        if name not in self._this_run:
+            self._this_run.append(name)
         write_json(self.path, self.steps)
         note = " (result found on disk, skipped)" if record["skipped"] else ""
         print(f"--- done in {elapsed:.1f} s{note}", flush=True)

@@ -66,7 +66,7 @@ def completed_cases(folder: str | Path) -> list[str]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    return sorted(p.stem for p in folder.glob("*.pkl") if (folder / f"{p.stem}.b2nd").is_file())
+    return sorted(p.stem for p in folder.glob("*.pkl") if is_completed(folder, p.stem))
 
 
 def is_completed(folder: str | Path, case: str) -> bool:
