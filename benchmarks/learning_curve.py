@@ -88,12 +88,13 @@ def run(args: argparse.Namespace) -> Path:
         trainer = f"nnUNetTrainerStock_{iterations}it"
         seeds = {}
         for seed in args.seeds:
-            # seed 0 keeps the step and prediction names of the one-seed curve, so that its runs resume
+            # seed 0 keeps the dev-step and prediction names of the one-seed curve, so that its runs resume
             seed_tag = f"_seed{seed}" if seed else ""
             tag = (f"_{args.plans}" if args.plans != "nnUNetPlans" else "") + seed_tag
             model = Model(trainer, 0, seed, stock_results_root(seed), args.plans)
             fold_folder = _model_fold_folder(args.work_dir, dataset_name, model)
-            with steps.step(f"curve_train_{iterations}{tag}",
+            # the model's one step name, shared with run_quality: a quality run that finds this model reports its time
+            with steps.step(_step_name(model, dataset_name),
                             f"train {trainer} ({args.plans}) fold 0 (seed {seed}, {model.root})") as record:
                 record["skipped"] = (fold_folder / "checkpoint_final.pth").is_file()
                 if not record["skipped"]:
@@ -105,9 +106,7 @@ def run(args: argparse.Namespace) -> Path:
                 summary = predict_and_evaluate(fold_folder.parent, (0,), images, labels, output, args.device)
                 per_case = case_metrics(summary, dataset_json)
             stats = aggregate(per_case, metrics=("Dice",))
-            # a model a quality run trained has its wall time in that run's record
-            wall_s = steps.steps[f"curve_train_{iterations}{tag}"].get("wall_s") or \
-                steps.steps.get(_step_name(model, dataset_name), {}).get("wall_s")
+            wall_s = steps.steps[_step_name(model, dataset_name)].get("wall_s")
             seeds[str(seed)] = {"dice": {k: v["Dice"]["mean"] for k, v in stats.items()}, "per_case": per_case,
                                 "train_wall_s": wall_s}
             print(f"{trainer} seed {seed}: dev mean Dice {100 * seeds[str(seed)]['dice']['mean']:.1f}")
