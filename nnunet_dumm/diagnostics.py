@@ -36,8 +36,10 @@ def pseudo_label_diagnostics(cache: PseudoLabelCache, cases: Sequence[str], true
 
     "Kept" pixels are those ``label_maps.weights`` gives a non-zero weight, the same rule training uses, applied
     to each pixel measure in turn; with a weighting that never reaches 0 (``soft``, ``none``) every pixel is
-    kept and there is no masked accuracy. The AUROC of each measure (how well u separates wrong from right
-    pseudo-label pixels) needs no threshold. Pixels whose true label is the dataset's ignore label are left out.
+    kept and there is no masked accuracy. The kept share is also given per true class: a mask that keeps 97 % of
+    all pixels may keep far less of a small, hard class, and leave the student little of it to learn from. The
+    AUROC of each measure (how well u separates wrong from right pseudo-label pixels) needs no threshold. Pixels
+    whose true label is the dataset's ignore label are left out.
     """
     true_labels_folder = Path(true_labels_folder)
     cases = [c for c in cases if (true_labels_folder / f"{c}.npy").is_file()]
@@ -46,6 +48,8 @@ def pseudo_label_diagnostics(cache: PseudoLabelCache, cases: Sequence[str], true
     num_classes = label_maps.num_classes
     dice, sample = [], {m.value: [] for m in SampleUncertainty}
     correct = {m.value: {"kept": [0, 0], "masked": [0, 0]} for m in PixelUncertainty}
+    # per measure: kept pixels and all pixels of each true class
+    per_class = {m.value: np.zeros((2, num_classes), dtype=np.int64) for m in PixelUncertainty}
     # per measure: how many right / wrong pixels have each quantised uncertainty 0..255
     histograms = {m.value: np.zeros((2, 256), dtype=np.int64) for m in PixelUncertainty}
     for case in cases:
@@ -63,6 +67,9 @@ def pseudo_label_diagnostics(cache: PseudoLabelCache, cases: Sequence[str], true
             for name, where in (("kept", kept), ("masked", ~kept)):
                 correct[m][name][0] += int(is_correct[where].sum())
                 correct[m][name][1] += int(where.sum())
+            true_class = truth[annotated].astype(np.int64)
+            per_class[m][0] += np.bincount(true_class[kept], minlength=num_classes)
+            per_class[m][1] += np.bincount(true_class, minlength=num_classes)
             u = u[annotated]
             histograms[m][0] += np.bincount(u[is_correct], minlength=256)
             histograms[m][1] += np.bincount(u[~is_correct], minlength=256)
@@ -77,6 +84,7 @@ def pseudo_label_diagnostics(cache: PseudoLabelCache, cases: Sequence[str], true
         "pixel_accuracy": {
             m: {
                 "kept_fraction": v["kept"][1] / max(1, v["kept"][1] + v["masked"][1]),
+                "kept_fraction_per_true_class": [float(k / n) if n else None for k, n in zip(*per_class[m])],
                 "kept_accuracy": v["kept"][0] / v["kept"][1] if v["kept"][1] else None,
                 "masked_accuracy": v["masked"][0] / v["masked"][1] if v["masked"][1] else None,
                 "auroc_u_vs_error": _auroc(histograms[m]),

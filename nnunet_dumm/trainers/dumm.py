@@ -338,10 +338,13 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         plot_diagnostics(diagnostics, cache, self._load_unlabeled_image, config.sample_uncertainty.value,
                          config.pixel_uncertainty.value, stem.with_suffix(".png"), true_labels)
         pixel = diagnostics["pixel_accuracy"][config.pixel_uncertainty.value]
+        kept_per_class = ", ".join("-" if share is None else f"{share:.3f}"
+                                   for share in pixel["kept_fraction_per_true_class"])
         self.print_to_log_file(
             f"DUMM diagnostics round {round_index + 1} ({diagnostics['num_cases']} cases with true labels): "
             f"pseudo-label Dice {diagnostics['pseudo_label_dice_mean']:.4f}; pixel accuracy kept "
-            f"{pixel['kept_accuracy']} vs masked {pixel['masked_accuracy']} ({config.pixel_uncertainty.value}); "
+            f"{pixel['kept_accuracy']} vs masked {pixel['masked_accuracy']} ({config.pixel_uncertainty.value}), "
+            f"share kept per true class {kept_per_class}; "
             f"Spearman(U, error) {diagnostics['spearman_U_vs_error'][config.sample_uncertainty.value]} -> {stem}.json")
 
     def _write_ranking(self, cache: PseudoLabelCache) -> None:
