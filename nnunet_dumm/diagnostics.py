@@ -48,8 +48,8 @@ def pseudo_label_diagnostics(cache: PseudoLabelCache, cases: Sequence[str], true
     num_classes = label_maps.num_classes
     dice, sample = [], {m.value: [] for m in SampleUncertainty}
     correct = {m.value: {"kept": [0, 0], "masked": [0, 0]} for m in PixelUncertainty}
-    # per measure: kept pixels and all pixels of each true class
-    per_class = {m.value: np.zeros((2, num_classes), dtype=np.int64) for m in PixelUncertainty}
+    class_pixels = np.zeros(num_classes, dtype=np.int64)  # pixels of each true class
+    kept_class_pixels = {m.value: np.zeros(num_classes, dtype=np.int64) for m in PixelUncertainty}
     # per measure: how many right / wrong pixels have each quantised uncertainty 0..255
     histograms = {m.value: np.zeros((2, 256), dtype=np.int64) for m in PixelUncertainty}
     for case in cases:
@@ -61,15 +61,15 @@ def pseudo_label_diagnostics(cache: PseudoLabelCache, cases: Sequence[str], true
         for m in sample:
             sample[m].append(float(properties[f"U_{m}"]))
         is_correct = (pseudo_label == truth)[annotated]
+        true_class = truth[annotated].astype(np.int64)
+        class_pixels += np.bincount(true_class, minlength=num_classes)
         for m in correct:
             u = cache.pixel_uncertainty(case, m)
             kept = (label_maps.weights(u, pseudo_label) > 0).numpy()[annotated]
             for name, where in (("kept", kept), ("masked", ~kept)):
                 correct[m][name][0] += int(is_correct[where].sum())
                 correct[m][name][1] += int(where.sum())
-            true_class = truth[annotated].astype(np.int64)
-            per_class[m][0] += np.bincount(true_class[kept], minlength=num_classes)
-            per_class[m][1] += np.bincount(true_class, minlength=num_classes)
+            kept_class_pixels[m] += np.bincount(true_class[kept], minlength=num_classes)
             u = u[annotated]
             histograms[m][0] += np.bincount(u[is_correct], minlength=256)
             histograms[m][1] += np.bincount(u[~is_correct], minlength=256)
@@ -84,7 +84,8 @@ def pseudo_label_diagnostics(cache: PseudoLabelCache, cases: Sequence[str], true
         "pixel_accuracy": {
             m: {
                 "kept_fraction": v["kept"][1] / max(1, v["kept"][1] + v["masked"][1]),
-                "kept_fraction_per_true_class": [float(k / n) if n else None for k, n in zip(*per_class[m])],
+                "kept_fraction_per_true_class": [float(k / n) if n else None
+                                                 for k, n in zip(kept_class_pixels[m], class_pixels)],
                 "kept_accuracy": v["kept"][0] / v["kept"][1] if v["kept"][1] else None,
                 "masked_accuracy": v["masked"][0] / v["masked"][1] if v["masked"][1] else None,
                 "auroc_u_vs_error": _auroc(histograms[m]),
