@@ -76,7 +76,7 @@ class Row:
     """One row of the report: a trainer arm, trained on fold 0 (or ensembled over the teacher folds).
 
     ``budget`` "2x" trains on the preset's doubled budget (the stock row with the student's sample count).
-    ``seeded`` rows are trained once per ``--seeds`` value, the others with seed 0 only.
+    ``seeded`` rows are trained once per ``--seeds`` value, the others with seed 0 only (unless ``--seed-every-row``).
     ``teachers_from``: the row whose models are this row's teachers, trained first (a second generation).
     ``oracle`` rows train on the oracle twin of the dataset (``prepare_oracle``): the pool's true labels as labels.
     """
@@ -126,9 +126,12 @@ LEVER_ROWS = ("copy_paste", "class_quantile", "no_mask", "fg_sus", "fg_oversampl
 # (row, reference row): the differences the report and summary.json give intervals for
 COMPARISONS = (("dumm", "stock_ensemble"), ("dumm", "stock"), ("dumm_ensemble", "stock_ensemble"),
                ("stock_2x", "stock"), ("dumm", "stock_2x"), ("pseudo_label", "stock"),
-               # the ablations: what each of DUMM's parts adds
-               *((ablation, "dumm") for ablation in ("pseudo_label", "dumm_nosus", "dumm_nopum")),
+               # the ablations: what each of DUMM's parts adds, and where each stands against the bar
+               *((ablation, reference) for ablation in ("pseudo_label", "dumm_nosus", "dumm_nopum")
+                 for reference in ("dumm", "stock_ensemble")),
                *((lever, reference) for lever in LEVER_ROWS for reference in ("dumm", "stock_ensemble")),
+               # without PUM, DUMM also takes one teacher (fold 0); the five teachers without the mask separate the two
+               ("no_mask", "dumm_nopum"),
                ("oracle", "stock_ensemble"), ("oracle_2x", "stock_ensemble"), ("dumm", "oracle"))
 SUMMARY_KEYS = {("dumm", "stock_ensemble"): "dumm_vs_stock_ensemble", ("dumm", "stock"): "dumm_vs_stock_fold0",
                 ("dumm_ensemble", "stock_ensemble"): "dumm_ensemble_vs_stock_ensemble",
@@ -202,7 +205,7 @@ def row_models(row: Row, args: argparse.Namespace) -> dict[int, list[Model]]:
     if row.ensemble:
         return {0: [Model(trainer, fold, 0, "nnUNet_results", args.plans, row.oracle)
                     for fold in range(args.teacher_folds)]}
-    seeds = args.seeds if row.seeded else [0]
+    seeds = args.seeds if row.seeded or args.seed_every_row else [0]
     out = {}
     for seed in seeds:
         root = stock_results_root(seed) if row.arm == STOCK else \
@@ -706,7 +709,8 @@ def write_reports(stem: Path, args: argparse.Namespace, raw: Path, results: dict
         f"evaluated on {where}: {counts['evaluated']} cases. Every model trains the same schedule ({schedule}) "
         f"on fold 0 of the labeled cases' split (ensembles: folds 0-{args.teacher_folds - 1}); "
         f"{args.teacher_folds} stock teacher folds (seed 0, shared by every seed of every DUMM row); 2d "
-        f"configuration. Seeds {args.seeds} for the rows marked seeded, seed 0 for the others. Metrics per case"
+        f"configuration. Seeds {args.seeds} for "
+        f"{'every row' if args.seed_every_row else 'the rows marked seeded, seed 0 for the others'}. Metrics per case"
         f"{' (3-D volume)' if args.dataset == 'acdc' else ''} and class; Dice x 100; HD95 and ASD in "
         f"{distance_unit}. Differences: mean Dice (over classes per case, then cases, then seeds) of the row minus "
         "the reference, with a 95 % bootstrap interval (10,000 resamples of the cases, paired; seeds resampled "
@@ -815,6 +819,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="stock teacher folds 0..N-1 (default: 5 for proxy and full); fold 0 is the baseline")
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="seeds of the headline rows (default: 0 1 2 for proxy, 0 otherwise)")
+    parser.add_argument("--seed-every-row", action="store_true",
+                        help="train the ablation and lever rows once per seed too (default: only stock fold 0, its "
+                        "twice-the-iterations row and DUMM take every seed)")
     parser.add_argument("--dev-groups", type=int, default=None,
                         help="dev split size: patients (ACDC, default 10) or images (ISIC, default 300)")
     parser.add_argument("--dev-seed", type=int, default=0)

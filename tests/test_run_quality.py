@@ -11,9 +11,9 @@ import pytest
 from benchmarks.run_quality import ROWS, available_rows, compare_rows, training_stages, write_default_split
 
 
-def _args(arms: list[str], seeds: list[int]) -> argparse.Namespace:
+def _args(arms: list[str], seeds: list[int], seed_every_row: bool = False) -> argparse.Namespace:
     return argparse.Namespace(dataset="isic", preset="proxy", proxy_budget=None, teacher_folds=5, plans="nnUNetPlans",
-                              seeds=seeds, arms=arms)
+                              seeds=seeds, arms=arms, seed_every_row=seed_every_row)
 
 
 def test_a_second_generation_trains_after_all_five_dumm_folds_it_learns_from():
@@ -27,6 +27,19 @@ def test_a_second_generation_trains_after_all_five_dumm_folds_it_learns_from():
     assert [(m.trainer, m.fold, m.seed, m.root) for m in second_generation] == \
         [("nnUNetTrainerDUMM_gen2_1000it", 0, 0, "nnUNet_results")]
     assert all(m.root == "nnUNet_results" for m in students if m.seed == 0)  # where gen2 looks for its teachers
+
+
+def test_ablations_and_levers_take_every_seed_only_when_asked():
+    arms = ["stock_ensemble", "dumm", "dumm_nopum", "no_mask"]
+    _, students, _ = training_stages(available_rows(_args(arms, [0, 1])), _args(arms, [0, 1]))
+    assert {(m.trainer, m.seed) for m in students} == {("nnUNetTrainerDUMM_1000it", 0), ("nnUNetTrainerDUMM_1000it", 1),
+                                                       ("nnUNetTrainerDUMM_noPUM_1000it", 0),
+                                                       ("nnUNetTrainerDUMM_noMask_1000it", 0)}
+    every = _args(arms, [0, 1], seed_every_row=True)
+    _, students, _ = training_stages(available_rows(every), every)
+    assert {(m.trainer, m.seed, m.root) for m in students if m.trainer != "nnUNetTrainerDUMM_1000it"} == {
+        (f"nnUNetTrainerDUMM_{variant}_1000it", seed, "nnUNet_results" if seed == 0 else "nnUNet_results_seed1")
+        for variant in ("noPUM", "noMask") for seed in (0, 1)}
 
 
 def test_without_a_second_generation_nothing_waits():
@@ -126,12 +139,20 @@ def _row(dice_per_case: list[float]) -> dict:
     return {"seeds": {"0": {"per_case": cases}}}
 
 
-def test_each_ablation_is_compared_with_dumm():
+def test_each_ablation_is_compared_with_dumm_and_with_the_stock_ensemble():
     results = {key: _row([0.7, 0.7, 0.7]) for key in ("dumm", "pseudo_label", "dumm_nosus")}
     results["dumm_nopum"] = _row([0.8, 0.8, 0.8])
     comparisons = compare_rows(results)
     assert set(comparisons) == {"pseudo_label_vs_dumm", "dumm_nosus_vs_dumm", "dumm_nopum_vs_dumm"}
     assert round(comparisons["dumm_nopum_vs_dumm"]["mean_diff"], 6) == 0.1
+    results["stock_ensemble"] = _row([0.75, 0.75, 0.75])
+    assert round(compare_rows(results)["dumm_nopum_vs_stock_ensemble"]["mean_diff"], 6) == 0.05
+
+
+def test_no_mask_is_compared_with_the_one_teacher_run_without_pum():
+    """DUMM without PUM drops the mask and four of the five teachers; DUMM without the mask keeps the teachers."""
+    results = {"dumm_nopum": _row([0.8, 0.8, 0.8]), "no_mask": _row([0.7, 0.7, 0.7])}
+    assert round(compare_rows(results)["no_mask_vs_dumm_nopum"]["mean_diff"], 6) == -0.1
 
 
 def test_a_lever_is_compared_with_dumm_and_with_the_stock_ensemble_the_bar():
