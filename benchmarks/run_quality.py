@@ -126,10 +126,9 @@ LEVER_ROWS = ("copy_paste", "class_quantile", "no_mask", "fg_sus", "fg_oversampl
 # (row, reference row): the differences the report and summary.json give intervals for
 COMPARISONS = (("dumm", "stock_ensemble"), ("dumm", "stock"), ("dumm_ensemble", "stock_ensemble"),
                ("stock_2x", "stock"), ("dumm", "stock_2x"), ("pseudo_label", "stock"),
-               # the ablations: what each of DUMM's parts adds, and where each stands against the bar
-               *((ablation, reference) for ablation in ("pseudo_label", "dumm_nosus", "dumm_nopum")
+               # the ablations and the levers: what each changes against DUMM, and where each stands against the bar
+               *((row, reference) for row in ("pseudo_label", "dumm_nosus", "dumm_nopum", *LEVER_ROWS)
                  for reference in ("dumm", "stock_ensemble")),
-               *((lever, reference) for lever in LEVER_ROWS for reference in ("dumm", "stock_ensemble")),
                # without PUM, DUMM also takes one teacher (fold 0); the five teachers without the mask separate the two
                ("no_mask", "dumm_nopum"),
                ("oracle", "stock_ensemble"), ("oracle_2x", "stock_ensemble"), ("dumm", "oracle"))
