@@ -156,8 +156,18 @@ def demo_entry(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-unlabeled", type=int, default=DemoDatasetSpec.num_unlabeled)
     parser.add_argument("--num-test", type=int, default=DemoDatasetSpec.num_test)
     parser.add_argument("--seed", type=int, default=DemoDatasetSpec.seed)
+    parser.add_argument("-tr", "--student-trainer", default=DemoSettings.student_trainer,
+                        help="the student's trainer, without the budget suffix (default: %(default)s, the recommended "
+                             "one; nnUNetTrainerDUMM trains the paper's setting)")
     parser.add_argument("-device", "--device", default="cpu", help="cpu or cuda (default: cpu)")
     args = parser.parse_args(argv)
+    from nnunet_dumm.trainers import variants
+
+    if not hasattr(variants, f"{args.student_trainer}_{args.budget}"):
+        presets = sorted(name.removesuffix(f"_{args.budget}") for name in dir(variants)
+                         if name.endswith(f"_{args.budget}") and not name.startswith("nnUNetTrainerStock"))
+        parser.error(f"no {args.budget!r} preset of {args.student_trainer!r}; trainers with one: {', '.join(presets)}")
     spec = DemoDatasetSpec(num_labeled=args.num_labeled, num_unlabeled=args.num_unlabeled, num_test=args.num_test,
                            seed=args.seed)
-    run_demo(DemoSettings(args.output_folder, spec, budget=args.budget, device=args.device))
+    run_demo(DemoSettings(args.output_folder, spec, budget=args.budget, student_trainer=args.student_trainer,
+                          device=args.device))

@@ -25,7 +25,9 @@ os.environ["NNUNET_DUMM_VOXELS_PER_FORWARD"] = str(4 * 4 * 32 * 32)
 def demo_settings(tmp_path_factory):
     from nnunet_dumm.demo import DemoSettings
 
-    return DemoSettings(tmp_path_factory.mktemp("pipeline"), TINY_SPEC, budget="test", teacher_folds=(0, 1))
+    # the paper's setting, not the demo's default student: its mask exercises every part of PUM
+    return DemoSettings(tmp_path_factory.mktemp("pipeline"), TINY_SPEC, budget="test", teacher_folds=(0, 1),
+                        student_trainer="nnUNetTrainerDUMM")
 
 
 @pytest.fixture(scope="session")

@@ -171,3 +171,13 @@ def test_cli_requires_a_folder(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("nnUNet_raw", raising=False)
     with pytest.raises(SystemExit):
         main(["--num-unlabeled", "0"])
+
+
+def test_demo_refuses_a_student_without_a_preset_of_its_budget_before_writing_anything(tmp_path, capsys):
+    from nnunet_dumm.cli import demo_entry
+
+    with pytest.raises(SystemExit):
+        demo_entry(["-o", str(tmp_path / "demo"), "-tr", "nnUNetTrainerDUMM_fgSUS"])
+    error = capsys.readouterr().err
+    assert "no 'demo' preset of 'nnUNetTrainerDUMM_fgSUS'" in error and "nnUNetTrainerDUMM_noMask" in error
+    assert not (tmp_path / "demo").exists()

@@ -30,16 +30,24 @@ def test_a_second_generation_trains_after_all_five_dumm_folds_it_learns_from():
 
 
 def test_ablations_and_levers_take_every_seed_only_when_asked():
-    arms = ["stock_ensemble", "dumm", "dumm_nopum", "no_mask"]
+    arms = ["stock_ensemble", "dumm", "dumm_nopum", "class_quantile"]
     _, students, _ = training_stages(available_rows(_args(arms, [0, 1])), _args(arms, [0, 1]))
     assert {(m.trainer, m.seed) for m in students} == {("nnUNetTrainerDUMM_1000it", 0), ("nnUNetTrainerDUMM_1000it", 1),
                                                        ("nnUNetTrainerDUMM_noPUM_1000it", 0),
-                                                       ("nnUNetTrainerDUMM_noMask_1000it", 0)}
+                                                       ("nnUNetTrainerDUMM_classQuantile_1000it", 0)}
     every = _args(arms, [0, 1], seed_every_row=True)
     _, students, _ = training_stages(available_rows(every), every)
     assert {(m.trainer, m.seed, m.root) for m in students if m.trainer != "nnUNetTrainerDUMM_1000it"} == {
         (f"nnUNetTrainerDUMM_{variant}_1000it", seed, "nnUNet_results" if seed == 0 else "nnUNet_results_seed1")
-        for variant in ("noPUM", "noMask") for seed in (0, 1)}
+        for variant in ("noPUM", "classQuantile") for seed in (0, 1)}
+
+
+def test_the_recommended_trainer_takes_every_seed_like_dumm():
+    arms = ["stock_ensemble", "no_mask", "no_mask_ensemble"]
+    _, students, _ = training_stages(available_rows(_args(arms, [0, 1])), _args(arms, [0, 1]))
+    assert {(m.trainer, m.fold, m.seed) for m in students} == {
+        *(("nnUNetTrainerDUMM_noMask_1000it", 0, seed) for seed in (0, 1)),
+        *(("nnUNetTrainerDUMM_noMask_1000it", fold, 0) for fold in range(1, 5))}
 
 
 def test_without_a_second_generation_nothing_waits():
