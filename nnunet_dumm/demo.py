@@ -109,15 +109,17 @@ def run_demo(settings: DemoSettings) -> dict[str, dict]:
     t = _step("6/6 predicting imagesTs with stock nnU-Net's predictor and evaluating")
     predictions = output_folder / "predictions"
     folds = tuple(settings.teacher_folds)
+    # one folder per model and folds: a rerun with another student or budget must not find another model's summary
     summaries = {
         f"stock nnU-Net ({stock}, fold 0)": predict_and_evaluate(
-            stock_folder, (0,), raw / "imagesTs", raw / "labelsTs", predictions / "stock_fold0", settings.device),
+            stock_folder, (0,), raw / "imagesTs", raw / "labelsTs", predictions / f"{stock}_fold0", settings.device),
         # what a stock nnU-Net user deploys: nnUNetv2_predict -f 0 1 2 3 4
         f"stock nnU-Net {len(folds)}-fold ensemble ({stock}, folds {', '.join(map(str, folds))})":
             predict_and_evaluate(stock_folder, folds, raw / "imagesTs", raw / "labelsTs",
-                                 predictions / "stock_ensemble", settings.device),
+                                 predictions / f"{stock}_folds{''.join(map(str, folds))}", settings.device),
         f"DUMM ({student}, fold 0)": predict_and_evaluate(
-            student_folder, (0,), raw / "imagesTs", raw / "labelsTs", predictions / "dumm_fold0", settings.device),
+            student_folder, (0,), raw / "imagesTs", raw / "labelsTs", predictions / f"{student}_fold0",
+            settings.device),
     }
     print(f"done in {time.perf_counter() - t:.0f} s")
     labels = json.loads((raw / "dataset.json").read_text())["labels"]

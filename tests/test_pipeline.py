@@ -22,6 +22,9 @@ def test_demo_reports_both_arms(pipeline):
     for summary in summaries.values():
         assert set(summary["mean"]) == {"1", "2", "3"}
         assert 0.0 <= summary["foreground_mean"]["Dice"] <= 1.0
+    # each model's predictions in a folder of its own: a rerun with another student must not reuse these
+    assert {p.name for p in (pipeline["root"] / "predictions").iterdir()} == {
+        "nnUNetTrainerStock_test_fold0", "nnUNetTrainerStock_test_folds01", "nnUNetTrainerDUMM_test_fold0"}
 
 
 def test_student_folder_is_an_nnunet_model_folder(pipeline):

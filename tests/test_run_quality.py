@@ -163,6 +163,15 @@ def test_no_mask_is_compared_with_the_one_teacher_run_without_pum():
     assert round(compare_rows(results)["no_mask_vs_dumm_nopum"]["mean_diff"], 6) == -0.1
 
 
+def test_the_recommended_trainer_is_compared_with_every_stock_row_it_must_beat():
+    results = {"stock": _row([0.6] * 3), "stock_2x": _row([0.65] * 3), "stock_ensemble": _row([0.62] * 3),
+               "no_mask": _row([0.7] * 3), "no_mask_ensemble": _row([0.72] * 3)}
+    comparisons = compare_rows(results)
+    assert set(comparisons) == {"stock_2x_vs_stock", "no_mask_vs_stock_ensemble", "no_mask_vs_stock",
+                                "no_mask_vs_stock_2x", "no_mask_ensemble_vs_stock_ensemble"}
+    assert round(comparisons["no_mask_ensemble_vs_stock_ensemble"]["mean_diff"], 6) == 0.1
+
+
 def test_a_lever_is_compared_with_dumm_and_with_the_stock_ensemble_the_bar():
     results = {"stock_ensemble": _row([0.6, 0.6, 0.6]), "dumm": _row([0.7, 0.7, 0.7]), "longer": _row([0.8, 0.8, 0.8])}
     comparisons = compare_rows(results)
