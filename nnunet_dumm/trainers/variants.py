@@ -6,6 +6,9 @@ Ablations (full nnU-Net schedule):
 * ``nnUNetTrainerDUMM_noPUM``: one teacher (fold 0), no pixel weighting; SUS ranks by entropy.
 * ``nnUNetTrainerPseudoLabel``: plain single-model pseudo-labelling (Lee 2013): fold 0, one round, no weighting.
 
+The trainer the README recommends, ``nnUNetTrainerDUMM_noMask`` (DUMM with every pseudo-label pixel counted), is an
+arm too: it has every budget preset DUMM has. The other levers beyond the paper have the test and proxy budgets.
+
 Budget presets ``<arm>_<budget>`` shorten nnU-Net's schedule for every arm alike, including
 ``nnUNetTrainerStock_<budget>``: stock nnU-Net with only the schedule changed (the baseline and the default
 teachers of the DUMM presets of the same budget). Each preset is written out as its own class statement so that
@@ -265,6 +268,7 @@ class nnUNetTrainerDUMM_noSUS_cpu(_BudgetPreset, nnUNetTrainerDUMM_noSUS, budget
 class nnUNetTrainerDUMM_noPUM_cpu(_BudgetPreset, nnUNetTrainerDUMM_noPUM, budget="cpu"): ...
 class nnUNetTrainerPseudoLabel_cpu(_BudgetPreset, nnUNetTrainerPseudoLabel, budget="cpu"): ...
 class nnUNetTrainerDUMM_leakFree_cpu(_BudgetPreset, nnUNetTrainerDUMM_leakFree, budget="cpu"): ...
+class nnUNetTrainerDUMM_noMask_cpu(_BudgetPreset, nnUNetTrainerDUMM_noMask, budget="cpu"): ...
 
 
 # --- gpu
@@ -274,6 +278,7 @@ class nnUNetTrainerDUMM_noSUS_gpu(_BudgetPreset, nnUNetTrainerDUMM_noSUS, budget
 class nnUNetTrainerDUMM_noPUM_gpu(_BudgetPreset, nnUNetTrainerDUMM_noPUM, budget="gpu"): ...
 class nnUNetTrainerPseudoLabel_gpu(_BudgetPreset, nnUNetTrainerPseudoLabel, budget="gpu"): ...
 class nnUNetTrainerDUMM_leakFree_gpu(_BudgetPreset, nnUNetTrainerDUMM_leakFree, budget="gpu"): ...
+class nnUNetTrainerDUMM_noMask_gpu(_BudgetPreset, nnUNetTrainerDUMM_noMask, budget="gpu"): ...
 
 
 # --- 1000 iterations: the proxy preset of the ISIC benchmark (learning curve: ISIC-10 % at 64 px plateaus here)
@@ -324,6 +329,7 @@ class nnUNetTrainerDUMM_noSUS_4000it(_BudgetPreset, nnUNetTrainerDUMM_noSUS, bud
 class nnUNetTrainerDUMM_noPUM_4000it(_BudgetPreset, nnUNetTrainerDUMM_noPUM, budget="4000it"): ...
 class nnUNetTrainerPseudoLabel_4000it(_BudgetPreset, nnUNetTrainerPseudoLabel, budget="4000it"): ...
 class nnUNetTrainerDUMM_leakFree_4000it(_BudgetPreset, nnUNetTrainerDUMM_leakFree, budget="4000it"): ...
+class nnUNetTrainerDUMM_noMask_4000it(_BudgetPreset, nnUNetTrainerDUMM_noMask, budget="4000it"): ...
 
 
 # --- 5000 iterations: the GPU window preset
@@ -332,6 +338,7 @@ class nnUNetTrainerDUMM_noSUS_5000it(_BudgetPreset, nnUNetTrainerDUMM_noSUS, bud
 class nnUNetTrainerDUMM_noPUM_5000it(_BudgetPreset, nnUNetTrainerDUMM_noPUM, budget="5000it"): ...
 class nnUNetTrainerPseudoLabel_5000it(_BudgetPreset, nnUNetTrainerPseudoLabel, budget="5000it"): ...
 class nnUNetTrainerDUMM_leakFree_5000it(_BudgetPreset, nnUNetTrainerDUMM_leakFree, budget="5000it"): ...
+class nnUNetTrainerDUMM_noMask_5000it(_BudgetPreset, nnUNetTrainerDUMM_noMask, budget="5000it"): ...
 
 
 # --- stock nnU-Net on every iteration budget (the learning curve, the proxy and twice it, the GPU window)
@@ -344,16 +351,16 @@ class nnUNetTrainerStock_5000it(_BudgetPreset, nnUNetTrainer, budget="5000it"): 
 class nnUNetTrainerStock_10000it(_BudgetPreset, nnUNetTrainer, budget="10000it"): ...
 
 
+# the recommended trainer (README, "Which to use") is an arm: it has a preset of every budget DUMM has
 ARMS = (nnUNetTrainer, nnUNetTrainerDUMM, nnUNetTrainerDUMM_noSUS, nnUNetTrainerDUMM_noPUM, nnUNetTrainerPseudoLabel,
-        nnUNetTrainerDUMM_leakFree)
-LEVERS = (nnUNetTrainerDUMM_fgOversample, nnUNetTrainerDUMM_classQuantile, nnUNetTrainerDUMM_noMask,
-          nnUNetTrainerDUMM_fgSUS, nnUNetTrainerDUMM_copyPaste, nnUNetTrainerDUMM_teacherInit, nnUNetTrainerDUMM_gen2,
+        nnUNetTrainerDUMM_leakFree, nnUNetTrainerDUMM_noMask)
+LEVERS = (nnUNetTrainerDUMM_fgOversample, nnUNetTrainerDUMM_classQuantile, nnUNetTrainerDUMM_fgSUS,
+          nnUNetTrainerDUMM_copyPaste, nnUNetTrainerDUMM_teacherInit, nnUNetTrainerDUMM_gen2,
           nnUNetTrainerDUMM_consistency, nnUNetTrainerDUMM_longer, nnUNetTrainerDUMM_refresh,
           nnUNetTrainerDUMM_longerRefresh)
 PRESETS = {name: cls for name, cls in dict(globals()).items()
            if isinstance(cls, type) and issubclass(cls, _BudgetPreset) and cls is not _BudgetPreset}
 
 __all__ = ["BUDGETS", "PROXY_BUDGETS", "CANDIDATE_PROXY_BUDGETS", "TrainingBudget",
-           "nnUNetTrainerDUMM_noSUS", "nnUNetTrainerDUMM_noPUM",
-           "nnUNetTrainerPseudoLabel", "nnUNetTrainerDUMM_leakFree", *(lever.__name__ for lever in LEVERS),
+           *(arm.__name__ for arm in ARMS if arm.__module__ == __name__), *(lever.__name__ for lever in LEVERS),
            *PRESETS]
