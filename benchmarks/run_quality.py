@@ -139,12 +139,14 @@ COMPARISONS = (("dumm", "stock_ensemble"), ("dumm", "stock"), ("dumm_ensemble", 
                ("no_mask", "stock"), ("no_mask", "stock_2x"), ("no_mask_ensemble", "stock_ensemble"),
                ("no_mask_ensemble", "dumm_ensemble"),
                ("oracle", "stock_ensemble"), ("oracle_2x", "stock_ensemble"), ("dumm", "oracle"))
-SUMMARY_KEYS = {("dumm", "stock_ensemble"): "dumm_vs_stock_ensemble", ("dumm", "stock"): "dumm_vs_stock_fold0",
-                ("dumm_ensemble", "stock_ensemble"): "dumm_ensemble_vs_stock_ensemble",
-                ("stock_2x", "stock"): "stock_2x_vs_stock_fold0", ("dumm", "stock_2x"): "dumm_vs_stock_2x",
-                ("no_mask", "stock_ensemble"): "no_mask_vs_stock_ensemble",
-                ("no_mask", "stock"): "no_mask_vs_stock_fold0", ("no_mask", "stock_2x"): "no_mask_vs_stock_2x",
-                ("no_mask_ensemble", "stock_ensemble"): "no_mask_ensemble_vs_stock_ensemble"}
+# the comparisons summary.json keeps, under "<row>_vs_<reference>" (stock fold 0 named "stock_fold0")
+SUMMARY_PAIRS = (("dumm", "stock_ensemble"), ("dumm", "stock"), ("dumm_ensemble", "stock_ensemble"),
+                 ("stock_2x", "stock"), ("dumm", "stock_2x"), ("no_mask", "stock_ensemble"), ("no_mask", "stock"),
+                 ("no_mask", "stock_2x"), ("no_mask_ensemble", "stock_ensemble"))
+
+
+def summary_key(row: str, reference: str) -> str:
+    return f"{row}_vs_{'stock_fold0' if reference == 'stock' else reference}"
 
 
 @dataclass(frozen=True)
@@ -674,9 +676,9 @@ def run(args: argparse.Namespace) -> Path:
             "dataset": args.dataset, "preset": preset_label(args),
             "labeled": args.labeled if args.dataset == "acdc" else f"{round(100 * args.labeled_fraction)}pct",
             "report": str(report.relative_to(project) if report.is_relative_to(project) else report),
-            **{SUMMARY_KEYS[pair]: {**comparisons[f"{pair[0]}_vs_{pair[1]}"],
+            **{summary_key(*pair): {**comparisons[f"{pair[0]}_vs_{pair[1]}"],
                                     "arms": {k: results[k]["mean_dice_over_seeds"] for k in pair}}
-               for pair in SUMMARY_KEYS if f"{pair[0]}_vs_{pair[1]}" in comparisons},
+               for pair in SUMMARY_PAIRS if f"{pair[0]}_vs_{pair[1]}" in comparisons},
         })
     print(f"\nreport: {stem}.md (+ .json, .png); total {time.perf_counter() - start:.0f} s")
     return stem

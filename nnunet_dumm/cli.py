@@ -163,8 +163,8 @@ def demo_entry(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from nnunet_dumm.trainers import variants
 
-    if not hasattr(variants, f"{args.student_trainer}_{args.budget}"):
-        presets = sorted(name.removesuffix(f"_{args.budget}") for name in dir(variants)
+    if f"{args.student_trainer}_{args.budget}" not in variants.PRESETS:
+        presets = sorted(name.removesuffix(f"_{args.budget}") for name in variants.PRESETS
                          if name.endswith(f"_{args.budget}") and not name.startswith("nnUNetTrainerStock"))
         parser.error(f"no {args.budget!r} preset of {args.student_trainer!r}; trainers with one: {', '.join(presets)}")
     spec = DemoDatasetSpec(num_labeled=args.num_labeled, num_unlabeled=args.num_unlabeled, num_test=args.num_test,
