@@ -97,6 +97,8 @@ ROWS = (
     Row("stock_ensemble", "stock nnU-Net 5-fold ensemble (the teachers)", STOCK, ensemble=True),
     Row("stock_2x", "stock nnU-Net fold 0, twice the iterations (the student's sample count)", STOCK, budget="2x",
         seeded=True),
+    Row("stock_2x_ensemble", "stock nnU-Net 5-fold ensemble, twice the iterations (the student ensemble's cost)",
+        STOCK, ensemble=True, budget="2x"),
     Row("pseudo_label", "plain pseudo-labelling (fold-0 teacher)", "nnUNetTrainerPseudoLabel"),
     Row("dumm_nosus", "DUMM without SUS", "nnUNetTrainerDUMM_noSUS"),
     Row("dumm_nopum", "DUMM without PUM", "nnUNetTrainerDUMM_noPUM"),
@@ -137,12 +139,14 @@ COMPARISONS = (("dumm", "stock_ensemble"), ("dumm", "stock"), ("dumm_ensemble", 
                # the recommended trainer (README, "Which to use") against what stock users deploy, one fold and five
                # (and against stock trained on as many samples as the student: is the gain the unlabeled images'?)
                ("no_mask", "stock"), ("no_mask", "stock_2x"), ("no_mask_ensemble", "stock_ensemble"),
-               ("no_mask_ensemble", "dumm_ensemble"),
+               ("no_mask_ensemble", "dumm_ensemble"), ("no_mask_ensemble", "stock_2x_ensemble"),
+               ("stock_2x_ensemble", "stock_ensemble"),
                ("oracle", "stock_ensemble"), ("oracle_2x", "stock_ensemble"), ("dumm", "oracle"))
 # the comparisons summary.json keeps, under "<row>_vs_<reference>" (stock fold 0 named "stock_fold0")
 SUMMARY_PAIRS = (("dumm", "stock_ensemble"), ("dumm", "stock"), ("dumm_ensemble", "stock_ensemble"),
                  ("stock_2x", "stock"), ("dumm", "stock_2x"), ("no_mask", "stock_ensemble"), ("no_mask", "stock"),
-                 ("no_mask", "stock_2x"), ("no_mask_ensemble", "stock_ensemble"))
+                 ("no_mask", "stock_2x"), ("no_mask_ensemble", "stock_ensemble"),
+                 ("no_mask_ensemble", "stock_2x_ensemble"), ("stock_2x_ensemble", "stock_ensemble"))
 
 
 def summary_key(row: str, reference: str) -> str:

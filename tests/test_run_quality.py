@@ -165,11 +165,23 @@ def test_no_mask_is_compared_with_the_one_teacher_run_without_pum():
 
 def test_the_recommended_trainer_is_compared_with_every_stock_row_it_must_beat():
     results = {"stock": _row([0.6] * 3), "stock_2x": _row([0.65] * 3), "stock_ensemble": _row([0.62] * 3),
-               "no_mask": _row([0.7] * 3), "no_mask_ensemble": _row([0.72] * 3)}
+               "stock_2x_ensemble": _row([0.68] * 3), "no_mask": _row([0.7] * 3), "no_mask_ensemble": _row([0.72] * 3)}
     comparisons = compare_rows(results)
     assert set(comparisons) == {"stock_2x_vs_stock", "no_mask_vs_stock_ensemble", "no_mask_vs_stock",
-                                "no_mask_vs_stock_2x", "no_mask_ensemble_vs_stock_ensemble"}
+                                "no_mask_vs_stock_2x", "no_mask_ensemble_vs_stock_ensemble",
+                                "no_mask_ensemble_vs_stock_2x_ensemble", "stock_2x_ensemble_vs_stock_ensemble"}
     assert round(comparisons["no_mask_ensemble_vs_stock_ensemble"]["mean_diff"], 6) == 0.1
+    assert round(comparisons["no_mask_ensemble_vs_stock_2x_ensemble"]["mean_diff"], 6) == 0.04
+
+
+def test_the_cost_matched_stock_ensemble_is_five_stock_folds_at_twice_the_iterations_beside_the_teachers():
+    args = _args(["stock_ensemble", "stock_2x", "stock_2x_ensemble"], [0, 1])
+    stock, students, _ = training_stages(available_rows(args), args)
+    doubled = [(m.fold, m.seed, m.root) for m in stock if m.trainer == "nnUNetTrainerStock_2000it"]
+    # the ensemble's fold 0 is stock_2x's seed-0 model, trained once
+    assert sorted(doubled) == sorted([*((fold, 0, "nnUNet_results") for fold in range(5)),
+                                      (0, 1, "nnUNet_results_stock_seed1")])
+    assert students == []
 
 
 def test_a_lever_is_compared_with_dumm_and_with_the_stock_ensemble_the_bar():
