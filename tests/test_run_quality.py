@@ -30,24 +30,25 @@ def test_a_second_generation_trains_after_all_five_dumm_folds_it_learns_from():
 
 
 def test_ablations_and_levers_take_every_seed_only_when_asked():
-    arms = ["stock_ensemble", "dumm", "dumm_nopum", "class_quantile"]
+    arms = ["stock_ensemble", "dumm", "dumm_nopum", "fg_sus"]
     _, students, _ = training_stages(available_rows(_args(arms, [0, 1])), _args(arms, [0, 1]))
     assert {(m.trainer, m.seed) for m in students} == {("nnUNetTrainerDUMM_1000it", 0), ("nnUNetTrainerDUMM_1000it", 1),
                                                        ("nnUNetTrainerDUMM_noPUM_1000it", 0),
-                                                       ("nnUNetTrainerDUMM_classQuantile_1000it", 0)}
+                                                       ("nnUNetTrainerDUMM_fgSUS_1000it", 0)}
     every = _args(arms, [0, 1], seed_every_row=True)
     _, students, _ = training_stages(available_rows(every), every)
     assert {(m.trainer, m.seed, m.root) for m in students if m.trainer != "nnUNetTrainerDUMM_1000it"} == {
         (f"nnUNetTrainerDUMM_{variant}_1000it", seed, "nnUNet_results" if seed == 0 else "nnUNet_results_seed1")
-        for variant in ("noPUM", "classQuantile") for seed in (0, 1)}
+        for variant in ("noPUM", "fgSUS") for seed in (0, 1)}
 
 
-def test_the_recommended_trainer_takes_every_seed_like_dumm():
-    arms = ["stock_ensemble", "no_mask", "no_mask_ensemble"]
+@pytest.mark.parametrize("row, trainer", [("no_mask", "nnUNetTrainerDUMM_noMask_1000it"),
+                                          ("class_quantile", "nnUNetTrainerDUMM_classQuantile_1000it")])
+def test_the_candidates_for_the_recommended_trainer_take_every_seed_like_dumm(row, trainer):
+    arms = ["stock_ensemble", row, f"{row}_ensemble"]
     _, students, _ = training_stages(available_rows(_args(arms, [0, 1])), _args(arms, [0, 1]))
     assert {(m.trainer, m.fold, m.seed) for m in students} == {
-        *(("nnUNetTrainerDUMM_noMask_1000it", 0, seed) for seed in (0, 1)),
-        *(("nnUNetTrainerDUMM_noMask_1000it", fold, 0) for fold in range(1, 5))}
+        *((trainer, 0, seed) for seed in (0, 1)), *((trainer, fold, 0) for fold in range(1, 5))}
 
 
 def test_without_a_second_generation_nothing_waits():
@@ -172,6 +173,18 @@ def test_the_recommended_trainer_is_compared_with_every_stock_row_it_must_beat()
                                 "no_mask_ensemble_vs_stock_2x_ensemble", "stock_2x_ensemble_vs_stock_ensemble"}
     assert round(comparisons["no_mask_ensemble_vs_stock_ensemble"]["mean_diff"], 6) == 0.1
     assert round(comparisons["no_mask_ensemble_vs_stock_2x_ensemble"]["mean_diff"], 6) == 0.04
+
+
+def test_the_dev_splits_best_lever_is_compared_with_the_stock_rows_and_the_recommended_trainer():
+    results = {"stock": _row([0.6] * 3), "stock_2x": _row([0.65] * 3), "stock_ensemble": _row([0.62] * 3),
+               "stock_2x_ensemble": _row([0.68] * 3), "no_mask": _row([0.7] * 3), "no_mask_ensemble": _row([0.72] * 3),
+               "class_quantile": _row([0.73] * 3), "class_quantile_ensemble": _row([0.75] * 3)}
+    comparisons = compare_rows(results)
+    assert round(comparisons["class_quantile_vs_no_mask"]["mean_diff"], 6) == 0.03
+    assert round(comparisons["class_quantile_ensemble_vs_no_mask_ensemble"]["mean_diff"], 6) == 0.03
+    assert round(comparisons["class_quantile_ensemble_vs_stock_2x_ensemble"]["mean_diff"], 6) == 0.07
+    assert {"class_quantile_vs_stock", "class_quantile_vs_stock_2x", "class_quantile_vs_stock_ensemble",
+            "class_quantile_ensemble_vs_stock_ensemble"} <= set(comparisons)
 
 
 def test_the_cost_matched_stock_ensemble_is_five_stock_folds_at_twice_the_iterations_beside_the_teachers():
