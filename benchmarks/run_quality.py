@@ -77,7 +77,8 @@ class Row:
 
     ``budget`` "2x" trains on the preset's doubled budget (the stock row with the student's sample count).
     ``seeded`` rows are trained once per ``--seeds`` value, the others with seed 0 only (unless ``--seed-every-row``):
-    the stock baselines, DUMM as published and the trainer the README recommends: the claims need seeds.
+    the stock baselines, DUMM as published and the candidates for the trainer the README recommends: the claims need
+    seeds.
     ``teachers_from``: the row whose models are this row's teachers, trained first (a second generation).
     ``oracle`` rows train on the oracle twin of the dataset (``prepare_oracle``): the pool's true labels as labels.
     """
@@ -138,12 +139,12 @@ COMPARISONS = (("dumm", "stock_ensemble"), ("dumm", "stock"), ("dumm_ensemble", 
                  for reference in ("dumm", "stock_ensemble")),
                # without PUM, DUMM also takes one teacher (fold 0); the five teachers without the mask separate the two
                ("no_mask", "dumm_nopum"),
-               # the recommended trainer (README, "Which to use") against what stock users deploy, one fold and five
-               # (and against stock trained on as many samples as the student: is the gain the unlabeled images'?)
+               # the candidates for the recommended trainer (README, "Which to use"), `_noMask` and `_classQuantile`,
+               # against what stock users deploy, one fold and five (and against stock trained on as many samples as
+               # the student: is the gain the unlabeled images'?), and against each other
                ("no_mask", "stock"), ("no_mask", "stock_2x"), ("no_mask_ensemble", "stock_ensemble"),
                ("no_mask_ensemble", "dumm_ensemble"), ("no_mask_ensemble", "stock_2x_ensemble"),
                ("stock_2x_ensemble", "stock_ensemble"),
-               # the dev split's best lever (README, "Results") on the same footing as the recommended trainer
                ("class_quantile", "stock"), ("class_quantile", "stock_2x"), ("class_quantile", "no_mask"),
                ("class_quantile_ensemble", "stock_ensemble"), ("class_quantile_ensemble", "stock_2x_ensemble"),
                ("class_quantile_ensemble", "no_mask_ensemble"),
