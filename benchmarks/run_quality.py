@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmar
 
 from benchmarks.common import (  # noqa: E402
     PRESETS,
+    REPO_ROOT,
     RESULTS_DIR,
     StepLog,
     aggregate,
@@ -684,11 +685,11 @@ def run(args: argparse.Namespace) -> Path:
         write_reports(stem, args, raw, results, comparisons, steps, time.perf_counter() - start)
         record["files"] = [str(report_file(stem, s)) for s in (".md", ".json", ".png")]
     if args.evaluate == "test" and not args.limit_test and not args.limit_unlabeled:
-        report, project = report_file(stem, ".md"), args.results_dir.parent.parent
+        report = report_file(stem, ".md").resolve()
         update_summary(args.results_dir / "summary.json", {
             "dataset": args.dataset, "preset": preset_label(args),
             "labeled": args.labeled if args.dataset == "acdc" else f"{round(100 * args.labeled_fraction)}pct",
-            "report": str(report.relative_to(project) if report.is_relative_to(project) else report),
+            "report": str(report.relative_to(REPO_ROOT) if report.is_relative_to(REPO_ROOT) else report),
             **{summary_key(*pair): {**comparisons[f"{pair[0]}_vs_{pair[1]}"],
                                     "arms": {k: results[k]["mean_dice_over_seeds"] for k in pair}}
                for pair in SUMMARY_PAIRS if f"{pair[0]}_vs_{pair[1]}" in comparisons},
