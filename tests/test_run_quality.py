@@ -164,7 +164,7 @@ def test_no_mask_is_compared_with_the_one_teacher_run_without_pum():
     assert round(compare_rows(results)["no_mask_vs_dumm_nopum"]["mean_diff"], 6) == -0.1
 
 
-def test_the_recommended_trainer_is_compared_with_every_stock_row_it_must_beat():
+def test_no_mask_is_compared_with_every_stock_row_it_must_beat():
     results = {"stock": _row([0.6] * 3), "stock_2x": _row([0.65] * 3), "stock_ensemble": _row([0.62] * 3),
                "stock_2x_ensemble": _row([0.68] * 3), "no_mask": _row([0.7] * 3), "no_mask_ensemble": _row([0.72] * 3)}
     comparisons = compare_rows(results)
@@ -175,7 +175,7 @@ def test_the_recommended_trainer_is_compared_with_every_stock_row_it_must_beat()
     assert round(comparisons["no_mask_ensemble_vs_stock_2x_ensemble"]["mean_diff"], 6) == 0.04
 
 
-def test_the_dev_splits_best_lever_is_compared_with_the_stock_rows_and_the_recommended_trainer():
+def test_the_recommended_trainer_is_compared_with_the_stock_rows_and_no_mask():
     results = {"stock": _row([0.6] * 3), "stock_2x": _row([0.65] * 3), "stock_ensemble": _row([0.62] * 3),
                "stock_2x_ensemble": _row([0.68] * 3), "no_mask": _row([0.7] * 3), "no_mask_ensemble": _row([0.72] * 3),
                "class_quantile": _row([0.73] * 3), "class_quantile_ensemble": _row([0.75] * 3)}
