@@ -147,6 +147,7 @@ COMPARISONS = (("dumm", "stock_ensemble"), ("dumm", "stock"), ("dumm_ensemble", 
                ("no_mask_ensemble", "dumm_ensemble"), ("no_mask_ensemble", "stock_2x_ensemble"),
                ("stock_2x_ensemble", "stock_ensemble"),
                ("class_quantile", "stock"), ("class_quantile", "stock_2x"), ("class_quantile", "no_mask"),
+               ("class_quantile", "stock_2x_ensemble"), ("class_quantile", "no_mask_ensemble"),
                ("class_quantile_ensemble", "stock_ensemble"), ("class_quantile_ensemble", "stock_2x_ensemble"),
                ("class_quantile_ensemble", "no_mask_ensemble"),
                ("oracle", "stock_ensemble"), ("oracle_2x", "stock_ensemble"), ("dumm", "oracle"))
@@ -156,7 +157,9 @@ SUMMARY_PAIRS = (("dumm", "stock_ensemble"), ("dumm", "stock"), ("dumm_ensemble"
                  ("no_mask", "stock_2x"), ("no_mask_ensemble", "stock_ensemble"),
                  ("no_mask_ensemble", "stock_2x_ensemble"), ("stock_2x_ensemble", "stock_ensemble"),
                  ("class_quantile", "stock_ensemble"), ("class_quantile", "stock"), ("class_quantile", "stock_2x"),
-                 ("class_quantile_ensemble", "stock_ensemble"), ("class_quantile_ensemble", "stock_2x_ensemble"))
+                 ("class_quantile", "stock_2x_ensemble"), ("class_quantile", "no_mask"),
+                 ("class_quantile", "no_mask_ensemble"), ("class_quantile_ensemble", "stock_ensemble"),
+                 ("class_quantile_ensemble", "stock_2x_ensemble"), ("class_quantile_ensemble", "no_mask_ensemble"))
 
 
 def summary_key(row: str, reference: str) -> str:
