@@ -3,16 +3,19 @@
 ``run_quality.py`` compares the rows of one invocation. A row run later (a new variant, in a results dir of its own
 so the earlier report keeps its wall times) is compared here against the earlier report's rows, case by case with
 the same paired bootstrap. That pairing is only valid if both reports come from the same teachers and cases: every
-row the two reports share (at least the stock ensemble) must have identical per-case Dice, otherwise this stops.
+row the two reports share (at least the stock ensemble; ``--rows`` aside) must have identical per-case Dice,
+otherwise this stops.
 
 Prints every comparison of ``run_quality.COMPARISONS`` whose two rows come from different reports; with
-``--summary`` it also writes those of ``SUMMARY_PAIRS`` into the earlier report's entry of ``summary.json``, with
-``<row>_report`` naming the report each new row comes from.
+``--summary`` it also writes those of ``SUMMARY_PAIRS`` into an entry of ``summary.json`` (the earlier report's,
+or ``--entry``'s), each naming the reports its two rows come from.
 
-Example (the ISIC test run of ``_classQuantile`` against the earlier ISIC report):
+Example (ACDC: ``_classQuantile``'s five folds, run later with teachers that reproduced the earlier ones exactly,
+against the earlier report's stock and ``_noMask`` ensembles):
     python benchmarks/compare_reports.py \\
-        benchmarks/results/isic_proxy_10pct_64px_classquantile/isic_proxy_10pct_64px_5folds.json \\
-        benchmarks/results/isic_proxy_10pct_64px_5folds.json --summary benchmarks/results/summary.json
+        benchmarks/results/acdc_proxy_L7_ds4_classquantile_5folds/acdc_proxy_L7_ds4_5folds.json \\
+        benchmarks/results/acdc_proxy_L7_ds4_5folds.json --rows class_quantile_ensemble \\
+        --summary benchmarks/results/summary.json
 """
 
 from __future__ import annotations
@@ -36,24 +39,24 @@ from benchmarks.run_quality import (  # noqa: E402
 
 
 def merge_rows(new: dict, earlier: dict, only: list[str] | None = None) -> tuple[dict, set[str]]:
-    """(the rows of both reports, the keys of the new rows to compare: ``only``, else those only the new report has);
-    stops unless the reports can be paired."""
+    """(the earlier report's rows with the new rows to compare put in, their keys); the new rows to compare are
+    ``only`` (replacing earlier rows of the same name), else those the earlier report lacks. Stops unless every
+    other row the reports share is identical case by case: the evidence that both come from the same teachers."""
     for field in ("dataset", "evaluate"):
         if new[field] != earlier[field]:
             raise SystemExit(f"the reports differ in {field} ({new[field]} vs {earlier[field]}): nothing to pair")
-    shared = sorted(set(new["rows"]) & set(earlier["rows"]))
-    if not shared:
-        raise SystemExit("the reports share no row: nothing shows that they come from the same teachers and cases "
-                         "(run the new report with the stock_ensemble arm too)")
-    for key in shared:
+    new_keys = set(only) if only else set(new["rows"]) - set(earlier["rows"])
+    if new_keys - set(new["rows"]):
+        raise SystemExit(f"--rows {' '.join(sorted(new_keys - set(new['rows'])))}: not a row of the new report")
+    checked = sorted(set(new["rows"]) & set(earlier["rows"]) - new_keys)
+    if not checked:
+        raise SystemExit("the reports share no other row: nothing shows that they come from the same teachers and "
+                         "cases (run the new report with the stock_ensemble arm too)")
+    for key in checked:
         if _dice_matrix(new["rows"][key]) != _dice_matrix(earlier["rows"][key]):
             raise SystemExit(f"row {key!r} differs between the reports (other teachers, cases or seeds), so their "
                              "rows cannot be compared case by case")
-    new_keys = set(only) if only else set(new["rows"]) - set(shared)
-    unknown = sorted(new_keys - set(new["rows"]) | new_keys & set(shared))
-    if unknown:
-        raise SystemExit(f"--rows {' '.join(unknown)}: not a row of the new report alone")
-    return {**earlier["rows"], **new["rows"]}, new_keys
+    return {**earlier["rows"], **{key: new["rows"][key] for key in new_keys}}, new_keys
 
 
 def cross_comparisons(rows: dict, new_keys: set[str]) -> dict:
@@ -68,11 +71,12 @@ def _repo_relative(path: Path) -> str:
     return str(path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path)
 
 
-def add_to_summary(summary_path: Path, earlier_report: Path, new_report: Path, rows: dict, new_keys: set[str],
+def add_to_summary(summary_path: Path, entry_report: Path, rows: dict, row_reports: dict[str, str],
                    comparisons: dict) -> list[str]:
-    """Writes the SUMMARY_PAIRS among ``comparisons`` into the summary entry of ``earlier_report``; their keys."""
+    """Writes the SUMMARY_PAIRS among ``comparisons`` into the summary entry of ``entry_report`` (a report's .json
+    or .md), each with its rows' means and the reports they come from; returns the keys written."""
     summary = json.loads(summary_path.read_text())
-    report_md = _repo_relative(earlier_report.with_suffix(".md"))
+    report_md = _repo_relative(entry_report.with_suffix(".md"))
     entries = [e for e in summary["entries"] if e["report"] == report_md]
     if not entries:
         raise SystemExit(f"{summary_path} has no entry for {report_md}")
@@ -80,10 +84,9 @@ def add_to_summary(summary_path: Path, earlier_report: Path, new_report: Path, r
     for a, b in SUMMARY_PAIRS:
         if f"{a}_vs_{b}" in comparisons:
             entry[summary_key(a, b)] = {**comparisons[f"{a}_vs_{b}"],
-                                        "arms": {k: rows[k]["mean_dice_over_seeds"] for k in (a, b)}}
+                                        "arms": {k: rows[k]["mean_dice_over_seeds"] for k in (a, b)},
+                                        "reports": {k: row_reports[k] for k in (a, b)}}
             written.append(summary_key(a, b))
-            for key in {a, b} & new_keys:
-                entry[f"{key}_report"] = _repo_relative(new_report.with_suffix(".md"))
     write_json(summary_path, summary)
     return written
 
@@ -92,11 +95,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("new", type=Path, help="the later report's .json (its rows are compared)")
     parser.add_argument("earlier", type=Path, help="the earlier report's .json (its rows are the references)")
-    parser.add_argument("--summary", type=Path, default=None,
-                        help="summary.json to add the comparisons to, in the earlier report's entry")
+    parser.add_argument("--summary", type=Path, default=None, help="summary.json to add the comparisons to")
+    parser.add_argument("--entry", type=Path, default=None,
+                        help="the summary entry to add them to, named by its report (default: the earlier report's), "
+                        "e.g. the dataset's headline entry when both reports come from teachers trained since")
     parser.add_argument("--rows", nargs="+", default=None,
-                        help="the new report's rows to compare (default: every row the earlier report lacks); e.g. "
-                        "leave out a one-seed row whose three-seed comparisons the summary already has")
+                        help="the new report's rows to compare, replacing earlier rows of the same name (default: "
+                        "every row the earlier report lacks); e.g. leave out a one-seed row whose three-seed "
+                        "comparisons the summary already has")
     args = parser.parse_args(argv)
     new, earlier = (json.loads(path.read_text()) for path in (args.new, args.earlier))
     rows, new_keys = merge_rows(new, earlier, args.rows)
@@ -107,7 +113,9 @@ def main(argv: list[str] | None = None) -> None:
     for name, comparison in comparisons.items():
         print(f"{name}: {_difference_text(comparison)}")
     if args.summary:
-        written = add_to_summary(args.summary, args.earlier, args.new, rows, new_keys, comparisons)
+        row_reports = {key: _repo_relative((args.new if key in new_keys else args.earlier).with_suffix(".md"))
+                       for key in rows}
+        written = add_to_summary(args.summary, args.entry or args.earlier, rows, row_reports, comparisons)
         print(f"{args.summary}: {', '.join(written) or 'nothing'} written")
 
 

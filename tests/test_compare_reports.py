@@ -66,17 +66,39 @@ def test_the_summary_entry_of_the_earlier_report_gets_the_comparisons_and_the_ne
     assert entries[0] == other
     entry = entries[1]
     assert {k for k in entry if k.startswith("class_quantile")} == {
-        "class_quantile_vs_stock_ensemble", "class_quantile_vs_stock_fold0", "class_quantile_vs_no_mask",
-        "class_quantile_report"}
-    assert entry["class_quantile_report"].endswith("new.md")
-    assert entry["class_quantile_vs_stock_fold0"]["mean_diff"] == pytest.approx(0.04)
-    assert entry["class_quantile_vs_stock_fold0"]["arms"]["stock"] == pytest.approx(
+        "class_quantile_vs_stock_ensemble", "class_quantile_vs_stock_fold0", "class_quantile_vs_no_mask"}
+    comparison = entry["class_quantile_vs_stock_fold0"]
+    assert comparison["mean_diff"] == pytest.approx(0.04)
+    assert comparison["arms"]["stock"] == pytest.approx(
         json.loads((reports / "earlier.json").read_text())["rows"]["stock"]["mean_dice_over_seeds"])
+    assert comparison["reports"]["class_quantile"].endswith("new.md")
+    assert comparison["reports"]["stock"].endswith("earlier.md")
     assert "dumm_vs_stock_fold0" in entry
 
 
-def test_rows_restrict_which_new_rows_are_compared(reports, capsys):
+def test_rows_restrict_which_new_rows_are_compared_and_replace_earlier_ones(reports, capsys):
     main([str(reports / "new.json"), str(reports / "earlier.json"), "--rows", "class_quantile"])
     assert len(capsys.readouterr().out.splitlines()) == 3
-    with pytest.raises(SystemExit, match="--rows stock_ensemble: not a row of the new report alone"):
-        main([str(reports / "new.json"), str(reports / "earlier.json"), "--rows", "stock_ensemble"])
+    # the earlier report's no_mask replaced by a new one: compared against the earlier stock rows, checked on the rest
+    new = json.loads((reports / "new.json").read_text())
+    new["rows"]["no_mask"] = new["rows"]["class_quantile"]
+    (reports / "new.json").write_text(json.dumps(new))
+    main([str(reports / "new.json"), str(reports / "earlier.json"), "--rows", "no_mask"])
+    lines = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert lines["no_mask_vs_stock"].startswith("+4.0 [")
+    with pytest.raises(SystemExit, match="share no other row"):
+        main([str(reports / "new.json"), str(reports / "earlier.json"), "--rows", "stock_ensemble", "no_mask"])
+    with pytest.raises(SystemExit, match="--rows dumm: not a row of the new report"):
+        main([str(reports / "new.json"), str(reports / "earlier.json"), "--rows", "dumm"])
+
+
+def test_another_entry_of_the_summary_can_take_the_comparisons(reports):
+    summary = reports / "summary.json"
+    summary.write_text(json.dumps({"entries": [{"dataset": "isic", "preset": "proxy", "labeled": "10pct",
+                                                "report": str((reports / "headline.md").resolve())}]}))
+    with pytest.raises(SystemExit, match="has no entry for"):
+        main([str(reports / "new.json"), str(reports / "earlier.json"), "--summary", str(summary)])
+    main([str(reports / "new.json"), str(reports / "earlier.json"), "--summary", str(summary),
+          "--entry", str(reports / "headline.md")])
+    entry = json.loads(summary.read_text())["entries"][0]
+    assert entry["class_quantile_vs_stock_ensemble"]["reports"]["stock_ensemble"].endswith("earlier.md")
