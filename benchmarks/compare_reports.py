@@ -3,8 +3,8 @@
 ``run_quality.py`` compares the rows of one invocation. A row run later (a new variant, in a results dir of its own
 so the earlier report keeps its wall times) is compared here against the earlier report's rows, case by case with
 the same paired bootstrap. That pairing is only valid if both reports come from the same teachers and cases: every
-row the two reports share (at least the stock ensemble; ``--rows`` aside) must have identical per-case Dice,
-otherwise this stops.
+row the two reports share (at least the stock ensemble; ``--rows`` aside) must have identical per-case metrics in
+every seed both have, otherwise this stops.
 
 Prints every comparison of ``run_quality.COMPARISONS`` whose two rows come from different reports; with
 ``--summary`` it also writes those of ``SUMMARY_PAIRS`` into an entry of ``summary.json`` (the earlier report's,
@@ -31,7 +31,6 @@ from benchmarks.common import REPO_ROOT, write_json  # noqa: E402
 from benchmarks.run_quality import (  # noqa: E402
     COMPARISONS,
     SUMMARY_PAIRS,
-    _dice_matrix,
     _difference_text,
     compare_rows,
     summary_key,
@@ -41,7 +40,8 @@ from benchmarks.run_quality import (  # noqa: E402
 def merge_rows(new: dict, earlier: dict, only: list[str] | None = None) -> tuple[dict, set[str]]:
     """(the earlier report's rows with the new rows to compare put in, their keys); the new rows to compare are
     ``only`` (replacing earlier rows of the same name), else those the earlier report lacks. Stops unless every
-    other row the reports share is identical case by case: the evidence that both come from the same teachers."""
+    other row the reports share is identical case by case in the seeds both have: the evidence that both come from
+    the same teachers (the earlier report's version of such a row is kept)."""
     for field in ("dataset", "evaluate"):
         if new[field] != earlier[field]:
             raise SystemExit(f"the reports differ in {field} ({new[field]} vs {earlier[field]}): nothing to pair")
@@ -53,7 +53,9 @@ def merge_rows(new: dict, earlier: dict, only: list[str] | None = None) -> tuple
         raise SystemExit("the reports share no other row: nothing shows that they come from the same teachers and "
                          "cases (run the new report with the stock_ensemble arm too)")
     for key in checked:
-        if _dice_matrix(new["rows"][key]) != _dice_matrix(earlier["rows"][key]):
+        ours, theirs = new["rows"][key]["seeds"], earlier["rows"][key]["seeds"]
+        seeds = sorted(set(ours) & set(theirs))
+        if not seeds or any(ours[seed]["per_case"] != theirs[seed]["per_case"] for seed in seeds):
             raise SystemExit(f"row {key!r} differs between the reports (other teachers, cases or seeds), so their "
                              "rows cannot be compared case by case")
     return {**earlier["rows"], **{key: new["rows"][key] for key in new_keys}}, new_keys

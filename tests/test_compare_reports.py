@@ -102,3 +102,19 @@ def test_another_entry_of_the_summary_can_take_the_comparisons(reports):
           "--entry", str(reports / "headline.md")])
     entry = json.loads(summary.read_text())["entries"][0]
     assert entry["class_quantile_vs_stock_ensemble"]["reports"]["stock_ensemble"].endswith("earlier.md")
+
+
+def test_a_shared_row_with_more_seeds_in_one_report_is_checked_on_the_seeds_both_have(reports, capsys):
+    earlier = json.loads((reports / "earlier.json").read_text())
+    earlier["rows"]["class_quantile"] = {**json.loads((reports / "new.json").read_text())["rows"]["class_quantile"]}
+    earlier["rows"]["class_quantile"]["seeds"] = {"0": earlier["rows"]["class_quantile"]["seeds"]["0"]}  # one seed
+    (reports / "earlier.json").write_text(json.dumps(earlier))
+    new = json.loads((reports / "new.json").read_text())
+    new["rows"]["class_quantile_ensemble"] = new["rows"]["stock_ensemble"]
+    (reports / "new.json").write_text(json.dumps(new))
+    main([str(reports / "new.json"), str(reports / "earlier.json"), "--rows", "class_quantile_ensemble"])
+    assert "class_quantile_ensemble_vs_stock_ensemble" in capsys.readouterr().out
+    earlier["rows"]["class_quantile"]["seeds"]["0"]["per_case"][0]["classes"]["1"]["Dice"] += 0.01
+    (reports / "earlier.json").write_text(json.dumps(earlier))
+    with pytest.raises(SystemExit, match="row 'class_quantile' differs"):
+        main([str(reports / "new.json"), str(reports / "earlier.json"), "--rows", "class_quantile_ensemble"])
