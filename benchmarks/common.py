@@ -40,6 +40,7 @@ __all__ = [
     "plan_and_preprocess",
     "plans_variant_name",
     "provenance_markdown",
+    "repo_relative",
     "seed_everything",
     "set_nnunet_paths",
     "trainer_names",
@@ -307,6 +308,12 @@ def report_file(stem: Path, suffix: str) -> Path:
     """A report's file: the stem with ``suffix`` appended. Not ``Path.with_suffix``: a stem such as
     ``..._nnUNetPlans_features0.5_3seeds`` has a dot that is not a suffix, and would lose everything after it."""
     return stem.parent / f"{stem.name}{suffix}"
+
+
+def repo_relative(path: Path) -> str:
+    """How reports and ``summary.json`` name a file: relative to the repository inside it, absolute outside."""
+    path = path.resolve()
+    return str(path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path)
 
 
 def write_json(path: Path, data) -> None:

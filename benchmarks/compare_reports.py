@@ -27,12 +27,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/compare_reports.py` from anywhere
 
-from benchmarks.common import REPO_ROOT, write_json  # noqa: E402
+from benchmarks.common import repo_relative, write_json  # noqa: E402
 from benchmarks.run_quality import (  # noqa: E402
     COMPARISONS,
     SUMMARY_PAIRS,
     _difference_text,
     compare_rows,
+    summary_comparison,
     summary_key,
 )
 
@@ -63,14 +64,7 @@ def merge_rows(new: dict, earlier: dict, only: list[str] | None = None) -> tuple
 
 def cross_comparisons(rows: dict, new_keys: set[str]) -> dict:
     """The comparisons of COMPARISONS between a new row and an earlier one."""
-    comparisons = compare_rows(rows)
-    return {f"{a}_vs_{b}": comparisons[f"{a}_vs_{b}"] for a, b in COMPARISONS
-            if f"{a}_vs_{b}" in comparisons and (a in new_keys) != (b in new_keys)}
-
-
-def _repo_relative(path: Path) -> str:
-    path = path.resolve()
-    return str(path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path)
+    return compare_rows(rows, [(a, b) for a, b in COMPARISONS if (a in new_keys) != (b in new_keys)])
 
 
 def add_to_summary(summary_path: Path, entry_report: Path, rows: dict, row_reports: dict[str, str],
@@ -78,15 +72,14 @@ def add_to_summary(summary_path: Path, entry_report: Path, rows: dict, row_repor
     """Writes the SUMMARY_PAIRS among ``comparisons`` into the summary entry of ``entry_report`` (a report's .json
     or .md), each with its rows' means and the reports they come from; returns the keys written."""
     summary = json.loads(summary_path.read_text())
-    report_md = _repo_relative(entry_report.with_suffix(".md"))
+    report_md = repo_relative(entry_report.with_suffix(".md"))
     entries = [e for e in summary["entries"] if e["report"] == report_md]
     if not entries:
         raise SystemExit(f"{summary_path} has no entry for {report_md}")
     entry, written = entries[0], []
     for a, b in SUMMARY_PAIRS:
         if f"{a}_vs_{b}" in comparisons:
-            entry[summary_key(a, b)] = {**comparisons[f"{a}_vs_{b}"],
-                                        "arms": {k: rows[k]["mean_dice_over_seeds"] for k in (a, b)},
+            entry[summary_key(a, b)] = {**summary_comparison(comparisons, rows, (a, b)),
                                         "reports": {k: row_reports[k] for k in (a, b)}}
             written.append(summary_key(a, b))
     write_json(summary_path, summary)
@@ -115,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, comparison in comparisons.items():
         print(f"{name}: {_difference_text(comparison)}")
     if args.summary:
-        row_reports = {key: _repo_relative((args.new if key in new_keys else args.earlier).with_suffix(".md"))
+        row_reports = {key: repo_relative((args.new if key in new_keys else args.earlier).with_suffix(".md"))
                        for key in rows}
         written = add_to_summary(args.summary, args.entry or args.earlier, rows, row_reports, comparisons)
         print(f"{args.summary}: {', '.join(written) or 'nothing'} written")

@@ -39,7 +39,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmar
 
 from benchmarks.common import (  # noqa: E402
     PRESETS,
-    REPO_ROOT,
     RESULTS_DIR,
     StepLog,
     aggregate,
@@ -54,6 +53,7 @@ from benchmarks.common import (  # noqa: E402
     plan_and_preprocess,
     plans_variant_name,
     provenance_markdown,
+    repo_relative,
     report_file,
     seed_everything,
     set_nnunet_paths,
@@ -564,15 +564,21 @@ def evaluate_rows(args: argparse.Namespace, raw: Path, dataset_names: dict[bool,
     return results
 
 
-def compare_rows(results: dict) -> dict:
-    """Paired bootstrap (over evaluation cases, and over seeds where a row has several) of mean Dice differences."""
+def compare_rows(results: dict, pairs=COMPARISONS) -> dict:
+    """Paired bootstrap (over evaluation cases, and over seeds where a row has several) of mean Dice differences,
+    for the (row, reference) ``pairs`` whose rows are both in ``results``."""
     comparisons = {}
-    for key, reference in COMPARISONS:
+    for key, reference in pairs:
         if key not in results or reference not in results:
             continue
         comparisons[f"{key}_vs_{reference}"] = bootstrap_difference(
             _dice_matrix(results[key]), _dice_matrix(results[reference]))
     return comparisons
+
+
+def summary_comparison(comparisons: dict, results: dict, pair: tuple[str, str]) -> dict:
+    """A comparison as summary.json keeps it: the interval with both rows' means."""
+    return {**comparisons[f"{pair[0]}_vs_{pair[1]}"], "arms": {k: results[k]["mean_dice_over_seeds"] for k in pair}}
 
 
 def _dice_matrix(result: dict) -> dict[str, list[float]]:
@@ -688,13 +694,11 @@ def run(args: argparse.Namespace) -> Path:
         write_reports(stem, args, raw, results, comparisons, steps, time.perf_counter() - start)
         record["files"] = [str(report_file(stem, s)) for s in (".md", ".json", ".png")]
     if args.evaluate == "test" and not args.limit_test and not args.limit_unlabeled:
-        report = report_file(stem, ".md").resolve()
         update_summary(args.results_dir / "summary.json", {
             "dataset": args.dataset, "preset": preset_label(args),
             "labeled": args.labeled if args.dataset == "acdc" else f"{round(100 * args.labeled_fraction)}pct",
-            "report": str(report.relative_to(REPO_ROOT) if report.is_relative_to(REPO_ROOT) else report),
-            **{summary_key(*pair): {**comparisons[f"{pair[0]}_vs_{pair[1]}"],
-                                    "arms": {k: results[k]["mean_dice_over_seeds"] for k in pair}}
+            "report": repo_relative(report_file(stem, ".md")),
+            **{summary_key(*pair): summary_comparison(comparisons, results, pair)
                for pair in SUMMARY_PAIRS if f"{pair[0]}_vs_{pair[1]}" in comparisons},
         })
     print(f"\nreport: {stem}.md (+ .json, .png); total {time.perf_counter() - start:.0f} s")
