@@ -1,10 +1,11 @@
-"""Shared helpers of the benchmark scripts (``run_quality.py``, ``run_cost.py``).
+"""What every benchmark script shares: where it works and how it records what ran.
 
-Everything a benchmark needs besides its own measurements: nnU-Net folders inside a work directory, resumable
-steps with their wall times, planning/preprocessing that skips finished work, machine and git provenance,
-segmentation metrics (Dice checked against nnU-Net's own, HD95 and ASD from ``medpy``) and report writing
-(Markdown + JSON + PNG). Nothing here runs at import time; nnU-Net is imported lazily, after the path variables
-are set.
+nnU-Net's folders inside a work directory (and the benchmarks' trainer presets on ``nnUNet_extTrainer``), seeding,
+resumable steps with their wall times, machine and git provenance, JSON writing and worker processes. The rest lives
+with its concern: ``rows.py`` (what a quality report compares), ``datasets.py`` (conversion, dev split, oracle
+twin, plans variants), ``stats.py`` (metrics, aggregates, bootstrap), ``reports.py`` (Markdown/JSON/PNG, summary.json,
+reading earlier reports). Nothing here runs at import time; nnU-Net is imported lazily, after the path variables are
+set.
 """
 
 from __future__ import annotations
@@ -28,32 +29,25 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "BENCHMARK_TRAINER_FOLDER",
     "REPO_ROOT",
     "RESULTS_DIR",
     "StepLog",
-    "aggregate",
-    "bootstrap_difference",
-    "case_metrics",
     "command_line",
+    "data_augmentation_in_process",
+    "enable_benchmark_trainers",
     "git_commit",
     "machine_info",
-    "plan_and_preprocess",
-    "plans_variant_name",
-    "provenance_markdown",
+    "peak_rss_bytes",
     "repo_relative",
+    "run_subprocess_json",
     "seed_everything",
     "set_nnunet_paths",
-    "trainer_names",
-    "update_summary",
     "write_json",
-    "write_plans_variant",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
-# the presets of nnunet_dumm.trainers.variants.BUDGETS, plus "full": nnU-Net's default schedule (trainer names
-# without a budget suffix)
-PRESETS = ("test", "demo", "cpu", "gpu", "proxy", "gpuwin", "full")
 
 
 # ------------------------------------------------------------------------------------------------ environment
@@ -68,10 +62,23 @@ def set_nnunet_paths(work_dir: Path) -> dict[str, Path]:
     # spawn pools for fingerprinting, validation export and metrics: one worker is fastest on 2 cores
     # (NNUNET_NOTES.md section 8); a GPU machine may export more
     os.environ.setdefault("nnUNet_def_n_proc", "1" if (os.cpu_count() or 1) <= 4 else "4")
+    enable_benchmark_trainers()
+    return folders
+
+
+# the folder through which nnU-Net finds benchmarks/trainers.py's budget presets
+BENCHMARK_TRAINER_FOLDER = str(REPO_ROOT / "benchmarks" / "_nnunet_ext")
+
+
+def enable_benchmark_trainers() -> str:
+    """Adds the package's trainers and the benchmarks' budget presets to ``nnUNet_extTrainer`` in this process (and
+    the processes it starts); returns the value."""
     from nnunet_dumm.discovery import enable_trainer_discovery
 
-    enable_trainer_discovery()
-    return folders
+    folders = enable_trainer_discovery().split(os.pathsep)
+    if BENCHMARK_TRAINER_FOLDER not in folders:
+        os.environ["nnUNet_extTrainer"] = os.pathsep.join([*folders, BENCHMARK_TRAINER_FOLDER])
+    return os.environ["nnUNet_extTrainer"]
 
 
 def data_augmentation_in_process(device: str) -> None:
@@ -89,64 +96,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def trainer_names(arm: str, preset: str) -> str:
-    """The trainer class of an arm under a preset; ``nnUNetTrainerStock`` is stock nnU-Net (``nnUNetTrainer``)."""
-    if preset == "full":
-        return "nnUNetTrainer" if arm == "nnUNetTrainerStock" else arm
-    return f"{arm}_{preset}"
-
-
-def plan_and_preprocess(dataset_id: int, dataset_name: str, configuration: str = "2d",
-                        num_processes: int = 1) -> bool:
-    """nnU-Net's fingerprint, plans and preprocessing of the labeled cases; skipped when done. True if it ran."""
-    from nnunetv2.paths import nnUNet_preprocessed
-
-    preprocessed = Path(nnUNet_preprocessed) / dataset_name
-    plans_file = preprocessed / "nnUNetPlans.json"
-    if plans_file.is_file():
-        data_identifier = json.loads(plans_file.read_text())["configurations"][configuration]["data_identifier"]
-        folder = preprocessed / data_identifier
-        raw_cases = len(list((Path(os.environ["nnUNet_raw"]) / dataset_name / "labelsTr").iterdir()))
-        if folder.is_dir() and len(list(folder.glob("*.pkl"))) == raw_cases:
-            print(f"plans and preprocessed data exist ({folder})")
-            return False
-    from nnunetv2.experiment_planning.plan_and_preprocess_api import (
-        extract_fingerprints,
-        plan_experiments,
-        preprocess,
-    )
-
-    # nnU-Net 2.8.1's planner crashes with nnUNet_n_proc_DA=0 (NNUNET_NOTES.md section 8): hide it while planning
-    n_proc_da = os.environ.pop("nnUNet_n_proc_DA", None)
-    try:
-        extract_fingerprints([dataset_id], num_processes=num_processes, check_dataset_integrity=True)
-        plan_experiments([dataset_id])
-        preprocess([dataset_id], configurations=(configuration,), num_processes=(num_processes,))
-    finally:
-        if n_proc_da is not None:
-            os.environ["nnUNet_n_proc_DA"] = n_proc_da
-    return True
-
-
-def plans_variant_name(network_scale: float) -> str:
-    """The plans identifier of a network with ``network_scale`` x nnU-Net's features per stage."""
-    return "nnUNetPlans" if network_scale == 1 else f"nnUNetPlans_features{network_scale:g}"
-
-
-def write_plans_variant(preprocessed: Path, name: str, network_scale: float) -> Path:
-    """An nnU-Net plans variant: nnU-Net's plans with every configuration's features per stage scaled, the same
-    preprocessing (same data identifier), so that every arm trains the smaller network without code changes."""
-    plans = json.loads((preprocessed / "nnUNetPlans.json").read_text())
-    plans["plans_name"] = name
-    for configuration in plans["configurations"].values():
-        kwargs = configuration.get("architecture", {}).get("arch_kwargs", {})
-        if "features_per_stage" in kwargs:
-            kwargs["features_per_stage"] = [max(4, round(f * network_scale)) for f in kwargs["features_per_stage"]]
-    path = preprocessed / f"{name}.json"
-    write_json(path, plans)
-    return path
 
 
 # ------------------------------------------------------------------------------------------------ provenance
@@ -304,12 +253,6 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
-def report_file(stem: Path, suffix: str) -> Path:
-    """A report's file: the stem with ``suffix`` appended. Not ``Path.with_suffix``: a stem such as
-    ``..._nnUNetPlans_features0.5_3seeds`` has a dot that is not a suffix, and would lose everything after it."""
-    return stem.parent / f"{stem.name}{suffix}"
-
-
 def repo_relative(path: Path) -> str:
     """How reports and ``summary.json`` name a file: relative to the repository inside it, absolute outside."""
     path = path.resolve()
@@ -342,120 +285,6 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value)}")
 
 
-def provenance_markdown(command: str, preset: str, seed, machine: dict, commit: str, steps: StepLog) -> str:
-    """The header every report starts with: how to reproduce it and what it ran on."""
-    machine_line = (f"{machine['cpu_model']}, {machine['cpu_cores_usable']} cores usable, "
-                    f"{machine.get('memory_gib', '?')} GiB; torch {machine['torch']} "
-                    f"({machine['torch_threads']} threads), nnunetv2 {machine['nnunetv2']}, "
-                    f"device `{machine['device']}`"
-                    + (f" ({machine['gpu']})" if machine.get("gpu") else ""))
-    return "\n".join([
-        f"* command: `{command}`",
-        f"* preset: `{preset}`" + (f", seed(s) {seed}" if seed is not None else ""),
-        f"* machine: {machine_line}",
-        f"* git commit: `{commit}`",
-        f"* written: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
-        "",
-        "Wall time per step:",
-        "",
-        steps.table(),
-    ])
-
-
-# ------------------------------------------------------------------------------------------------ metrics
-def _nnunet_dice(pred: np.ndarray, ref: np.ndarray) -> float:
-    # nnU-Net's definition (evaluation/evaluate_predictions.py: compute_metrics): NaN when both are empty
-    tp = np.count_nonzero(pred & ref)
-    fp = np.count_nonzero(pred & ~ref)
-    fn = np.count_nonzero(~pred & ref)
-    return float("nan") if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
-
-
-def _surface_metrics(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float]) -> tuple[float, float]:
-    """HD95 and ASD (``medpy.metric.binary``: hd95 symmetric, asd from prediction to reference, as in SSL4MIS).
-
-    Both empty: 0 (nothing to miss). Exactly one empty: undefined (NaN), counted separately in the reports.
-    """
-    from medpy.metric import binary
-
-    has_pred, has_ref = bool(pred.any()), bool(ref.any())
-    if not has_pred and not has_ref:
-        return 0.0, 0.0
-    if has_pred != has_ref:
-        return float("nan"), float("nan")
-    return (float(binary.hd95(pred, ref, voxelspacing=spacing)),
-            float(binary.asd(pred, ref, voxelspacing=spacing)))
-
-
-def _as_metric_array(seg: np.ndarray, properties: dict) -> tuple[np.ndarray, tuple[float, ...]]:
-    """nnU-Net readers return ``(1, z, y, x)`` plus spacing; 2-D images come with a dummy axis of spacing 999."""
-    arr = seg[0]
-    spacing = tuple(float(s) for s in properties["spacing"])
-    if arr.shape[0] == 1 and spacing[0] >= 999:
-        return arr[0], spacing[1:]
-    return arr, spacing
-
-
-def case_metrics(summary: dict, dataset_json: dict) -> list[dict]:
-    """Per case and class: Dice (recomputed and asserted equal to nnU-Net's ``summary.json``), HD95, ASD.
-
-    Distances use the voxel spacing of the reference file (3-D volumes stay 3-D; 2-D images in pixels).
-    """
-    from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
-
-    cases = summary["metric_per_case"]
-    reader = determine_reader_writer_from_dataset_json(dataset_json, cases[0]["reference_file"], verbose=False)()
-    records = []
-    for entry in cases:
-        ref_seg, ref_props = reader.read_seg(entry["reference_file"])
-        pred_seg, _ = reader.read_seg(entry["prediction_file"])
-        ref, spacing = _as_metric_array(ref_seg, ref_props)
-        pred, _ = _as_metric_array(pred_seg, ref_props)
-        case = Path(entry["reference_file"]).name[: -len(dataset_json["file_ending"])]
-        record = {"case": case, "spacing": list(spacing), "classes": {}}
-        for label, nnunet in entry["metrics"].items():
-            p, r = pred == int(label), ref == int(label)
-            dice = _nnunet_dice(p, r)
-            same = math.isclose(dice, nnunet["Dice"], abs_tol=1e-9) or (math.isnan(dice) and math.isnan(nnunet["Dice"]))
-            if not same:
-                raise AssertionError(f"{case} class {label}: our Dice {dice} differs from nnU-Net's {nnunet['Dice']}")
-            hd95, asd = _surface_metrics(p, r, spacing)
-            record["classes"][label] = {"Dice": dice, "HD95": hd95, "ASD": asd}
-        records.append(record)
-    return records
-
-
-def aggregate(records: list[dict], metrics: Sequence[str] = ("Dice", "HD95", "ASD")) -> dict:
-    """Mean, standard deviation and number of defined values per class and metric, and for the mean over classes
-    (per case first, then over cases, as SSL4MIS reports it)."""
-    labels = list(records[0]["classes"])
-    out: dict = {}
-    for label in [*labels, "mean"]:
-        out[label] = {}
-        for metric in metrics:
-            if label == "mean":
-                values = [np.nanmean([r["classes"][c][metric] for c in labels])
-                          if any(np.isfinite(r["classes"][c][metric]) for c in labels) else np.nan for r in records]
-            else:
-                values = [r["classes"][label][metric] for r in records]
-            values = np.asarray(values, dtype=float)
-            finite = values[np.isfinite(values)]
-            out[label][metric] = {
-                "mean": float(finite.mean()) if finite.size else None,
-                "std": float(finite.std()) if finite.size else None,
-                "n": int(finite.size),
-                "undefined": int(values.size - finite.size),
-            }
-    return out
-
-
-def format_metric(stats: dict, scale: float = 1.0, digits: int = 1) -> str:
-    if stats["mean"] is None:
-        return f"n/a ({stats['undefined']} undef.)" if stats["undefined"] else "n/a"
-    text = f"{scale * stats['mean']:.{digits}f} ± {scale * stats['std']:.{digits}f}"
-    return text + (f" ({stats['undefined']} undef.)" if stats["undefined"] else "")
-
-
 def run_subprocess_json(cmd: Sequence[str], env: dict | None = None,
                         cwd: Path | None = None) -> tuple[dict, float, int]:
     """Runs ``cmd`` in a fresh process; returns (its last stdout line as JSON or {}, wall seconds, peak RSS bytes).
@@ -485,80 +314,10 @@ def run_subprocess_json(cmd: Sequence[str], env: dict | None = None,
     return result, wall, int(usage.ru_maxrss) * 1024
 
 
-# ------------------------------------------------------------------------------------------------ dev split
-def dev_split(raw: Path, count: int, seed: int = 0) -> list[str]:
-    """The development cases: ``count`` groups (ACDC: patients; ISIC: images) drawn, seeded, from the unlabeled
-    pool that has true labels (``labelsUnlabeled/``). Training-side data: never the test set; dev runs leave these
-    cases out of the pool, and defaults are chosen on them only."""
-    record = json.loads((raw / "split.json").read_text())
-    file_ending = json.loads((raw / "dataset.json").read_text())["file_ending"]
-    labeled_pool = sorted(p.name[: -len(file_ending)] for p in (raw / "labelsUnlabeled").glob(f"*{file_ending}")
-                          if (raw / "imagesUnlabeled" / f"{p.name[: -len(file_ending)]}_0000{file_ending}").is_file())
-    patients = record.get("groups", {}).get("unlabeled")
-
-    def group(case: str) -> str:
-        return next((p for p in patients if case.startswith(f"{p}_")), case) if patients else case
-
-    groups = sorted({group(c) for c in labeled_pool})
-    if count > len(groups):
-        raise SystemExit(f"{raw}: {count} dev groups requested, the unlabeled pool with true labels has {len(groups)}")
-    chosen = {groups[i] for i in np.random.default_rng(seed).permutation(len(groups))[:count]}
-    return [c for c in labeled_pool if group(c) in chosen]
-
-
-def linked_subset(raw: Path, cases: Sequence[str], images: str, labels: str, destination: Path) -> tuple[Path, Path]:
-    """``destination/{images,labels}`` with symbolic links to the given cases' files, for nnU-Net's predictor and
-    evaluator (which take whole folders)."""
-    file_ending = json.loads((raw / "dataset.json").read_text())["file_ending"]
-    image_folder, label_folder = destination / "images", destination / "labels"
-    for folder in (image_folder, label_folder):
-        folder.mkdir(parents=True, exist_ok=True)
-    for case in cases:
-        for source in (raw / images).glob(f"{case}_[0-9][0-9][0-9][0-9]{file_ending}"):
-            link = image_folder / source.name
-            if not link.exists():
-                link.symlink_to(source)
-        link = label_folder / f"{case}{file_ending}"
-        if not link.exists():
-            link.symlink_to(raw / labels / f"{case}{file_ending}")
-    return image_folder, label_folder
-
-
-# ------------------------------------------------------------------------------------------------ statistics
-def bootstrap_difference(row: dict[str, list[float]], reference: dict[str, list[float]], resamples: int = 10_000,
-                         seed: int = 0) -> dict:
-    """Mean difference row - reference of per-case scores, with a 95 % percentile bootstrap interval.
-
-    Both arguments map case -> one score per seed. Each resample draws the cases with replacement (the same cases
-    for both: the comparison is paired) and, for each row independently, its seeds with replacement; the
-    statistic is the mean over the drawn cases of (mean over the row's drawn seeds - mean over the reference's).
-    Cases whose score is undefined for either row are left out.
-    """
-    cases = sorted(c for c in row if c in reference and np.all(np.isfinite(row[c])) and
-                   np.all(np.isfinite(reference[c])))
-    a = np.asarray([row[c] for c in cases], dtype=float)  # (cases, seeds)
-    b = np.asarray([reference[c] for c in cases], dtype=float)
-    rng = np.random.default_rng(seed)
-    n = len(cases)
-    case_draws = rng.integers(0, n, size=(resamples, n))
-    seeds_a = rng.integers(0, a.shape[1], size=(resamples, a.shape[1]))
-    seeds_b = rng.integers(0, b.shape[1], size=(resamples, b.shape[1]))
-    diffs = np.empty(resamples)
-    for k in range(resamples):
-        mean_a = a[:, seeds_a[k]].mean(1)
-        mean_b = b[:, seeds_b[k]].mean(1)
-        diffs[k] = (mean_a - mean_b)[case_draws[k]].mean()
-    low, high = np.percentile(diffs, [2.5, 97.5])
-    return {"mean_diff": float(a.mean(1).mean() - b.mean(1).mean()), "ci95": [float(low), float(high)],
-            "num_cases": n, "seeds": int(a.shape[1]), "reference_seeds": int(b.shape[1]),
-            "significant": bool(low > 0 or high < 0)}
-
-
-def update_summary(path: Path, entry: dict) -> None:
-    """Adds or replaces the entry of (dataset, preset, labeled) in ``summary.json``: ``{"entries": [...]}``."""
-    summary = json.loads(path.read_text()) if path.is_file() else {"entries": []}
-    key = (entry["dataset"], entry["preset"], entry["labeled"])
-    summary["entries"] = [e for e in summary["entries"] if (e["dataset"], e["preset"], e["labeled"]) != key]
-    summary["entries"].append(entry)
-    summary["entries"].sort(key=lambda e: (e["dataset"], e["preset"], str(e["labeled"])))
-    write_json(path, summary)
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory (``VmHWM`` of ``/proc/self/status``): what a worker reports of itself,
+    since ``ru_maxrss`` of a child includes its parent's RSS at fork (``run_subprocess_json``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")

@@ -6,15 +6,18 @@ the same paired bootstrap. That pairing is only valid if both reports come from 
 row the two reports share (at least the stock ensemble; ``--rows`` aside) must have identical per-case metrics in
 every seed both have, otherwise this stops.
 
-Prints every comparison of ``run_quality.COMPARISONS`` whose two rows come from different reports; with
-``--summary`` it also writes those of ``SUMMARY_PAIRS`` into an entry of ``summary.json`` (the earlier report's,
-or ``--entry``'s), each naming the reports its two rows come from.
+Both reports are read with ``reports.load_report``: a report written before issue 33 renamed the trainers has its
+rows under today's keys (its ``class_quantile`` rows are ``dumm``, its ``dumm`` rows ``dumm_paper``), and ``--rows``
+names rows by today's keys. Prints every comparison of ``rows.COMPARISONS`` whose two rows come from different
+reports; with ``--summary`` it also writes those of ``SUMMARY_PAIRS`` into an entry of ``summary.json`` (the
+earlier report's, or ``--entry``'s), each naming the reports its two rows come from.
 
-Example (ACDC: ``_classQuantile``'s five folds, run later with teachers that reproduced the earlier ones exactly,
-against the earlier report's stock and ``_noMask`` ensembles):
+Example (ACDC: the recommended trainer's five folds, run later with teachers that reproduced the earlier ones
+exactly, against the earlier report's stock and ``_noMask`` ensembles; written before issue 33, that run's rows
+were ``class_quantile*``):
     python benchmarks/compare_reports.py \\
         benchmarks/results/acdc_proxy_L7_ds4_classquantile_5folds/acdc_proxy_L7_ds4_5folds.json \\
-        benchmarks/results/acdc_proxy_L7_ds4_5folds.json --rows class_quantile_ensemble \\
+        benchmarks/results/acdc_proxy_L7_ds4_5folds.json --rows dumm_ensemble \\
         --summary benchmarks/results/summary.json
 """
 
@@ -28,14 +31,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/compare_reports.py` from anywhere
 
 from benchmarks.common import repo_relative, write_json  # noqa: E402
-from benchmarks.run_quality import (  # noqa: E402
-    COMPARISONS,
-    SUMMARY_PAIRS,
-    _difference_text,
-    compare_rows,
+from benchmarks.reports import (  # noqa: E402
+    difference_text,
+    load_report,
     summary_comparison,
-    summary_key,
+    translate_summary_entry,
 )
+from benchmarks.rows import COMPARISONS, SUMMARY_PAIRS, summary_key  # noqa: E402
+from benchmarks.stats import compare_rows  # noqa: E402
 
 
 def merge_rows(new: dict, earlier: dict, only: list[str] | None = None) -> tuple[dict, set[str]]:
@@ -76,7 +79,10 @@ def add_to_summary(summary_path: Path, entry_report: Path, rows: dict, row_repor
     entries = [e for e in summary["entries"] if e["report"] == report_md]
     if not entries:
         raise SystemExit(f"{summary_path} has no entry for {report_md}")
-    entry, written = entries[0], []
+    # an entry written before issue 33 takes today's row keys first, so that it never mixes the two namings
+    index = summary["entries"].index(entries[0])
+    entry, written = translate_summary_entry(entries[0]), []
+    summary["entries"][index] = entry
     for a, b in SUMMARY_PAIRS:
         if f"{a}_vs_{b}" in comparisons:
             entry[summary_key(a, b)] = {**summary_comparison(comparisons, rows, (a, b)),
@@ -99,14 +105,14 @@ def main(argv: list[str] | None = None) -> None:
                         "every row the earlier report lacks); e.g. leave out a one-seed row whose three-seed "
                         "comparisons the summary already has")
     args = parser.parse_args(argv)
-    new, earlier = (json.loads(path.read_text()) for path in (args.new, args.earlier))
+    new, earlier = (load_report(path) for path in (args.new, args.earlier))
     rows, new_keys = merge_rows(new, earlier, args.rows)
     comparisons = cross_comparisons(rows, new_keys)
     if not comparisons:
-        raise SystemExit(f"no comparison of run_quality.COMPARISONS pairs a row of {sorted(new_keys)} with an "
+        raise SystemExit(f"no comparison of rows.COMPARISONS pairs a row of {sorted(new_keys)} with an "
                          "earlier row")
     for name, comparison in comparisons.items():
-        print(f"{name}: {_difference_text(comparison)}")
+        print(f"{name}: {difference_text(comparison)}")
     if args.summary:
         row_reports = {key: repo_relative((args.new if key in new_keys else args.earlier).with_suffix(".md"))
                        for key in rows}

@@ -17,7 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/jobs_on_cpu.py` from anywhere
 
 from benchmarks.common import StepLog, data_augmentation_in_process, set_nnunet_paths  # noqa: E402
-from benchmarks.run_quality import Model, train_all  # noqa: E402
+from benchmarks.rows import Model  # noqa: E402
+from benchmarks.run_quality import train_all  # noqa: E402
 
 
 def main() -> None:

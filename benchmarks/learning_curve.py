@@ -29,36 +29,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmar
 from benchmarks.common import (  # noqa: E402
     RESULTS_DIR,
     StepLog,
-    aggregate,
-    bootstrap_difference,
-    case_metrics,
     command_line,
     data_augmentation_in_process,
-    dev_split,
     git_commit,
-    linked_subset,
     machine_info,
-    plan_and_preprocess,
-    plans_variant_name,
-    provenance_markdown,
-    report_file,
     set_nnunet_paths,
     write_json,
-    write_plans_variant,
 )
-from benchmarks.run_quality import (  # noqa: E402
+from benchmarks.datasets import (  # noqa: E402
     CLASS_NAMES,
     CONFIGURATION,
     DATASET_IDS,
-    Model,
-    _dice_matrix,
-    _model_fold_folder,
-    _step_name,
     convert,
     data_tag,
-    stock_results_root,
-    train_model,
+    dev_split,
+    linked_subset,
+    plan_and_preprocess,
+    plans_variant_name,
+    write_plans_variant,
 )
+from benchmarks.reports import provenance_markdown, report_file  # noqa: E402
+from benchmarks.rows import STOCK, Model, stock_results_root, trainer_name  # noqa: E402
+from benchmarks.run_quality import model_fold_folder, step_name, train_model  # noqa: E402
+from benchmarks.stats import aggregate, bootstrap_difference, case_metrics, dice_matrix  # noqa: E402
 
 
 def run(args: argparse.Namespace) -> Path:
@@ -85,16 +78,16 @@ def run(args: argparse.Namespace) -> Path:
     dataset_json = json.loads((raw / "dataset.json").read_text())
     points = []
     for iterations in args.budgets:
-        trainer = f"nnUNetTrainerStock_{iterations}it"
+        trainer = trainer_name(STOCK, f"{iterations}it")
         seeds = {}
         for seed in args.seeds:
             # seed 0 keeps the dev-step and prediction names of the one-seed curve, so that its runs resume
             seed_tag = f"_seed{seed}" if seed else ""
             tag = (f"_{args.plans}" if args.plans != "nnUNetPlans" else "") + seed_tag
             model = Model(trainer, 0, seed, stock_results_root(seed), args.plans)
-            fold_folder = _model_fold_folder(args.work_dir, dataset_name, model)
+            fold_folder = model_fold_folder(args.work_dir, dataset_name, model)
             # the model's one step name, shared with run_quality: a quality run that finds this model reports its time
-            with steps.step(_step_name(model, dataset_name),
+            with steps.step(step_name(model, dataset_name),
                             f"train {trainer} ({args.plans}) fold 0 (seed {seed}, {model.root})") as record:
                 record["skipped"] = (fold_folder / "checkpoint_final.pth").is_file()
                 if not record["skipped"]:
@@ -106,7 +99,7 @@ def run(args: argparse.Namespace) -> Path:
                 summary = predict_and_evaluate(fold_folder.parent, (0,), images, labels, output, args.device)
                 per_case = case_metrics(summary, dataset_json)
             stats = aggregate(per_case, metrics=("Dice",))
-            wall_s = steps.steps[_step_name(model, dataset_name)].get("wall_s")
+            wall_s = steps.steps[step_name(model, dataset_name)].get("wall_s")
             seeds[str(seed)] = {"dice": {k: v["Dice"]["mean"] for k, v in stats.items()}, "per_case": per_case,
                                 "train_wall_s": wall_s}
             print(f"{trainer} seed {seed}: dev mean Dice {100 * seeds[str(seed)]['dice']['mean']:.1f}")
@@ -115,7 +108,7 @@ def run(args: argparse.Namespace) -> Path:
                        "dice": mean_over_seeds})
     for previous, point in zip(points, points[1:]):
         # paired over dev cases, seeds resampled within each budget (as run_quality compares rows)
-        point["gain"] = bootstrap_difference(_dice_matrix(point), _dice_matrix(previous))
+        point["gain"] = bootstrap_difference(dice_matrix(point), dice_matrix(previous))
 
     with steps.step("curve_report", "write the report") as record:
         stem = args.results_dir / (f"{args.dataset}_learning_curve_{data_tag(args)}"

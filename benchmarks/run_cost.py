@@ -37,16 +37,15 @@ from benchmarks.common import (  # noqa: E402
     data_augmentation_in_process,
     git_commit,
     machine_info,
-    plan_and_preprocess,
-    provenance_markdown,
-    report_file,
+    peak_rss_bytes,
     run_subprocess_json,
     seed_everything,
     set_nnunet_paths,
     write_json,
 )
+from benchmarks.datasets import CONFIGURATION, plan_and_preprocess  # noqa: E402
+from benchmarks.reports import provenance_markdown, report_file  # noqa: E402
 
-CONFIGURATION = "2d"
 THROUGHPUT_DATASET_ID = 961
 MEMORY_DATASET_ID = 962
 # Teachers only have to exist (costs do not depend on their quality): the shortest preset.
@@ -142,16 +141,11 @@ def worker_pseudo_label(args: argparse.Namespace) -> dict:
     import torch
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    from nnunet_dumm.config import TeacherSpec
-    from nnunet_dumm.pseudo_labels import (
-        PseudoLabelCache,
-        class_location_keys,
-        generate_pseudo_labels,
-        load_teacher_members,
-        resolve_teacher_folds,
-        teacher_sources,
-    )
-    from nnunet_dumm.unlabeled import load_preprocessed_image, preprocessed_shape
+    from nnunet_dumm.cache import CacheContents, PseudoLabelCache
+    from nnunet_dumm.config import DUMMConfig, TeacherSpec
+    from nnunet_dumm.pseudo_labels import class_location_keys, generate_pseudo_labels
+    from nnunet_dumm.teachers import load_teacher_members, resolve_teacher_folds, teacher_sources
+    from nnunet_dumm.unlabeled import load_preprocessed_image, preprocessed_fingerprint, preprocessed_shape
 
     start = time.perf_counter()
     preprocessed = Path(os.environ["nnUNet_preprocessed"]) / args.dataset_name
@@ -169,11 +163,13 @@ def worker_pseudo_label(args: argparse.Namespace) -> dict:
     setup = time.perf_counter() - start
     start = time.perf_counter()
     generate_pseudo_labels(members, cases, lambda case: load_preprocessed_image(folder, case), cache,
-                           teacher_sources(folds, True, configuration_manager.data_identifier),
+                           teacher_sources(folds, True, configuration_manager.data_identifier,
+                                           CacheContents.of_round(DUMMConfig(), 0)),
                            class_location_keys(plans_manager.get_label_manager(dataset_json)),
-                           case_shape=lambda case: preprocessed_shape(folder, case), verbose=False)
+                           case_shape=lambda case: preprocessed_shape(folder, case),
+                           case_image=lambda case: preprocessed_fingerprint(folder, case), verbose=False)
     return {"cases": len(cases), "models": len(members), "setup_s": setup, "pass_s": time.perf_counter() - start,
-            "vm_hwm_bytes": _vm_hwm()}
+            "vm_hwm_bytes": peak_rss_bytes()}
 
 
 def worker_stock_predict(args: argparse.Namespace) -> dict:
@@ -195,16 +191,6 @@ def worker_stock_predict(args: argparse.Namespace) -> dict:
                                  num_processes_preprocessing=1, num_processes_segmentation_export=1)
     return {"cases": len(list(output.glob("*.nii.gz"))), "models": args.teacher_folds, "setup_s": setup,
             "pass_s": time.perf_counter() - start}
-
-
-def _vm_hwm() -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 WORKERS = {"train-timing": worker_train_timing, "pseudo-label": worker_pseudo_label,

@@ -41,6 +41,7 @@ from benchmarks.common import (  # noqa: E402
     command_line,
     git_commit,
     machine_info,
+    peak_rss_bytes,
     run_subprocess_json,
     seed_everything,
     set_nnunet_paths,
@@ -51,13 +52,6 @@ GOALS = {"cpu_throughput_vs_before": (">=", 2.0), "round_transition_vs_one_model
          "peak_rss_3d_vs_predict_with_probabilities": ("<=", 2.0), "unlabeled_loader_vs_labeled_loader": (">=", 0.9)}
 VOLUME_DATASET_ID = 963
 NUM_CLASSES_3D = 14
-
-
-def _vm_hwm() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 # ------------------------------------------------------------------------------------------------ workers
@@ -75,6 +69,11 @@ def worker_pass(args: argparse.Namespace) -> dict:
     from nnunet_dumm.unlabeled import completed_cases, load_preprocessed_image, unlabeled_preprocessed_folder
 
     assert Path(pseudo_labels.__file__).is_relative_to(args.code_root), pseudo_labels.__file__
+    try:  # this code: the teachers and the cache have modules of their own since issue 33
+        from nnunet_dumm.cache import PseudoLabelCache
+        from nnunet_dumm.teachers import load_teacher_members
+    except ImportError:  # the code of --before: both in pseudo_labels
+        PseudoLabelCache, load_teacher_members = pseudo_labels.PseudoLabelCache, pseudo_labels.load_teacher_members
     torch.set_num_threads(os.cpu_count() or 1)
     preprocessed = Path(os.environ["nnUNet_preprocessed"]) / args.dataset
     plans_manager = PlansManager(str(preprocessed / f"{args.plans}.json"))
@@ -82,27 +81,34 @@ def worker_pass(args: argparse.Namespace) -> dict:
     dataset_json = json.loads((preprocessed / "dataset.json").read_text())
     folds = [(Path(folder), int(fold) if fold.isdigit() else fold, "checkpoint_final.pth")
              for folder, fold in (t.rsplit(":", 1) for t in args.teachers)]
-    members = pseudo_labels.load_teacher_members(folds, plans_manager, configuration_manager, dataset_json,
-                                                 torch.device(args.device), args.mirroring == "on")
+    members = load_teacher_members(folds, plans_manager, configuration_manager, dataset_json,
+                                   torch.device(args.device), args.mirroring == "on")
     folder = unlabeled_preprocessed_folder(args.dataset, configuration_manager.data_identifier)
     cases = completed_cases(folder)[: args.num_cases]
-    cache = pseudo_labels.PseudoLabelCache(args.cache)
+    cache = PseudoLabelCache(args.cache)
     shutil.rmtree(cache.folder, ignore_errors=True)
     sources = {"benchmark": args.cache}
     kwargs = {}
+    if "case_image" in inspect.signature(pseudo_labels.generate_pseudo_labels).parameters:
+        # this code's cache records what it keeps and the images it was computed from
+        from nnunet_dumm.cache import CacheContents
+        from nnunet_dumm.config import DUMMConfig
+
+        sources["contents"] = CacheContents.of_round(DUMMConfig(), 0).to_dict()
+        kwargs["case_image"] = lambda c: unlabeled.preprocessed_fingerprint(folder, c)
     if "class_location_keys" in inspect.signature(pseudo_labels.generate_pseudo_labels).parameters:
         kwargs["class_location_keys"] = pseudo_labels.class_location_keys(
             plans_manager.get_label_manager(dataset_json))
     if "case_shape" in inspect.signature(pseudo_labels.generate_pseudo_labels).parameters:
         kwargs["case_shape"] = lambda c: unlabeled.preprocessed_shape(folder, c)
     if args.base:
-        kwargs["base"] = pseudo_labels.PseudoLabelCache(args.base)
+        kwargs["base"] = PseudoLabelCache(args.base)
     start = time.perf_counter()
     pseudo_labels.generate_pseudo_labels(members, cases, lambda c: load_preprocessed_image(folder, c), cache,
                                          sources, verbose=False, **kwargs)
     elapsed = time.perf_counter() - start
     return {"cases": len(cases), "models": len(members), "pass_s": elapsed,
-            "case_models_per_s": len(cases) * len(members) / elapsed, "vm_hwm_bytes": _vm_hwm()}
+            "case_models_per_s": len(cases) * len(members) / elapsed, "vm_hwm_bytes": peak_rss_bytes()}
 
 
 def worker_stock_predict(args: argparse.Namespace) -> dict:
@@ -117,7 +123,7 @@ def worker_stock_predict(args: argparse.Namespace) -> dict:
     Path(args.cache).mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     predictor.predict_from_files_sequential(args.images, args.cache, save_probabilities=True, overwrite=True)
-    return {"predict_s": time.perf_counter() - start, "vm_hwm_bytes": _vm_hwm()}
+    return {"predict_s": time.perf_counter() - start, "vm_hwm_bytes": peak_rss_bytes()}
 
 
 class _PatchSeededTransforms:
@@ -134,32 +140,30 @@ class _PatchSeededTransforms:
 
 def worker_truth_cache(args: argparse.Namespace) -> dict:
     """Pseudo-label cache entries of the labeled cases that look like a trained ensemble's: the true label, certain
-    inside each region and uncertain (0.55 / 0.45, masked by the default threshold) on region boundaries.
+    inside each region and uncertain (0.55 / 0.45) on region boundaries, which the mask drops (``worker_loaders``
+    reports how much).
 
     Untrained teachers are fine for memory, not for the loader: their entropy masks every voxel, and a weight
     channel of one value is copied, not resampled, by nnU-Net's spatial transform."""
-    import numpy as np
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    from nnunet_dumm.config import DUMMConfig
-    from nnunet_dumm.pseudo_labels import PseudoLabelCache
+    from nnunet_dumm.cache import PseudoLabelCache
 
     preprocessed = Path(os.environ["nnUNet_preprocessed"]) / args.dataset
     plans = PlansManager(str(preprocessed / f"{args.plans}.json"))
     configuration = plans.get_configuration(args.configuration)
     folder = preprocessed / configuration.data_identifier
     label_manager = plans.get_label_manager(json.loads((preprocessed / "dataset.json").read_text()))
+    from nnunet_dumm.cache import CacheContents
+    from nnunet_dumm.config import DUMMConfig
+
     cache = PseudoLabelCache(args.cache)
+    cache.write_sources({"truth": str(folder), "contents": CacheContents.of_round(DUMMConfig(), 0).to_dict()})
     cases = sorted(p.name[:-len(".b2nd")] for p in folder.glob("*.b2nd") if not p.name.endswith("_seg.b2nd"))
-    config = DUMMConfig()
-    masked_fractions = []
     for case in cases:
         if not cache.done(case):
             _write_truth_entry(cache, case, folder, configuration.patch_size, label_manager)
-        # what the default mask drops, as the loader will see it
-        u = cache.pixel_uncertainty(case, config.pixel_uncertainty)
-        masked_fractions.append(float((u.astype(np.float32) / 255 > config.pixel_threshold).mean()))
-    return {"cases": cases, "masked_fractions": masked_fractions}
+    return {"cases": cases}
 
 
 def _write_truth_entry(cache, case: str, folder: Path, patch_size, label_manager) -> None:
@@ -193,24 +197,27 @@ def worker_loaders(args: argparse.Namespace) -> dict:
     import torch
     from nnunetv2.run.run_training import get_trainer_from_args
 
+    from nnunet_dumm.cache import PseudoLabelCache
     from nnunet_dumm.dataloading import LabelMapDataset, build_unlabeled_loader
-    from nnunet_dumm.pseudo_labels import PseudoLabelCache, PseudoLabelMaps
 
     torch.set_num_threads(1)
     trainer = get_trainer_from_args(args.dataset, args.configuration, "all", "nnUNetTrainerDUMM", args.plans,
                                     device=torch.device("cpu"))
     trainer.initialize()
     train, val = trainer.get_dataloaders()
-    config = trainer.dumm_config
-    maps = PseudoLabelMaps(config.pixel_uncertainty, config.pixel_weighting, config.pixel_threshold,
-                           config.weight_levels, trainer.label_manager.num_segmentation_heads)
-    # the labeled cases, with the pseudo-labels of worker_truth_cache: both loaders see the same label maps
+    # the labeled cases, with the pseudo-labels of worker_truth_cache: both loaders see the same label maps, made
+    # as the trainer makes a round's (its default mask, per-class thresholds over these cases)
     labeled = getattr(train, "data_loader", None) or train.generator
-    cached = [c for c in labeled.indices if PseudoLabelCache(args.base).done(c)]
+    cache = PseudoLabelCache(args.base)
+    cached = [c for c in labeled.indices if cache.done(c)]
+    maps = trainer._label_maps(cache, cached)
     dataset = LabelMapDataset(trainer.preprocessed_dataset_folder, cached, args.base, maps)
-    unlabeled = build_unlabeled_loader(train, trainer.label_manager, dataset, trainer.batch_size,
-                                       trainer.oversample_foreground_percent)
-    out = {"batch_size": trainer.batch_size, "patch_size": list(trainer.configuration_manager.patch_size)}
+    unlabeled = build_unlabeled_loader(train, trainer.label_manager, dataset, trainer.batch_size)
+    # what the mask drops, as the loader sees it
+    masked = [1 - float(maps.kept_table[cache.pseudo_label(c), cache.pixel_uncertainty(c, maps.pixel_uncertainty)]
+                        .mean()) for c in cached]
+    out = {"batch_size": trainer.batch_size, "patch_size": list(trainer.configuration_manager.patch_size),
+           "masked_fractions": masked}
     # Whether a patch is rotated or scaled (10x the cost of a plain crop) must be drawn alike for both loaders.
     # Reseeding per batch is not enough: choosing a foreground voxel consumes a number of random draws that
     # depends on the case, so the streams part before the transforms (23 vs 19 transformed patches of 40 in one
@@ -364,7 +371,7 @@ def measure_3d(args: argparse.Namespace) -> dict:
         preprocess,
     )
 
-    from benchmarks.common import plans_variant_name, write_plans_variant
+    from benchmarks.datasets import plans_variant_name, write_plans_variant
     from nnunet_dumm.unlabeled import preprocess_unlabeled
 
     folders = set_nnunet_paths(args.work_dir / "volumes")
@@ -397,6 +404,8 @@ def measure_3d(args: argparse.Namespace) -> dict:
                         cache=args.work_dir / "stock_3d", **common)
     truth = _run_worker(args, "truth_cache", cache=args.work_dir / "cache_3d_truth", **common)
     loaders = _run_worker(args, "loaders", base=args.work_dir / "cache_3d_truth", batches=args.batches, **common)
+    if "masked_fractions" in loaders:  # measured by the loaders' worker (by truth_cache's in a worker of earlier code)
+        truth = {**truth, "masked_fractions": loaders.pop("masked_fractions")}
     loaders["truth_cache"] = truth
     return {"dataset": dataset, "plans": plans, "volume_shape": args.volume_shape, "classes": NUM_CLASSES_3D,
             "ours": ours, "stock_predict": stock, "loaders": loaders,

@@ -26,15 +26,17 @@ from benchmarks.common import (  # noqa: E402
     RESULTS_DIR,
     StepLog,
     command_line,
+    enable_benchmark_trainers,
     git_commit,
     machine_info,
-    provenance_markdown,
-    report_file,
     seed_everything,
     write_json,
 )
+from benchmarks.reports import provenance_markdown, report_file  # noqa: E402
+from benchmarks.rows import STOCK, trainer_class, trainer_name  # noqa: E402
 
-ARMS = {"stock": "nnUNetTrainerStock", "dumm": "nnUNetTrainerDUMM", "dumm_leak_free": "nnUNetTrainerDUMM_leakFree"}
+# stock nnU-Net (the teachers), the recommended DUMM and its leak-free variant
+ARMS = {"stock": STOCK, "dumm": "nnUNetTrainerDUMM", "dumm_leak_free": "nnUNetTrainerDUMM_leakFree"}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,7 +48,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-unlabeled", type=int, default=120)
     parser.add_argument("--num-test", type=int, default=40)
     args = parser.parse_args(argv)
+    trainers = {key: trainer_name(arm, args.budget) for key, arm in ARMS.items()}
+    missing = [name for name in trainers.values() if trainer_class(name) is None]
+    if missing:
+        parser.error(f"--budget {args.budget}: no trainer {', '.join(missing)} (benchmarks/trainers.py has every "
+                     "arm's preset of its budgets but demo, whose presets the package ships for stock nnU-Net, DUMM "
+                     "and the paper's setting only)")
     git_commit()
+    enable_benchmark_trainers()
     import torch
 
     from nnunet_dumm.demo import DATASET_NAME, DemoSettings, prepare_demo_dataset
@@ -60,8 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     raw = prepare_demo_dataset(DemoSettings(work_dir, spec, budget=args.budget))
     steps = StepLog(work_dir / "benchmark_steps.json", total=0)
     scores = {}
-    for key, arm in ARMS.items():  # stock first: the teachers of both DUMM arms
-        trainer = f"{arm}_{args.budget}"
+    for key, trainer in trainers.items():  # stock first: the teachers of both DUMM arms
         for fold in range(5):
             with steps.step(f"train_{key}_{fold}", f"train {trainer} fold {fold}") as record:
                 folder = Path(os.environ["nnUNet_results"]) / DATASET_NAME / f"{trainer}__nnUNetPlans__2d"
@@ -77,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     summary = {k: {"validation": sum(s["validation"] for s in v) / 5, "test": sum(s["test"] for s in v) / 5,
                    "validation_minus_test": gaps[k], "optimism_vs_stock": gaps[k] - gaps["stock"]}
                for k, v in scores.items()}
-    stem = args.results_dir / "validation_leak_demo"
+    stem = args.results_dir / f"validation_leak_{args.budget}"
     lines = [
         "# How optimistic is a DUMM student's cross-validation?", "",
         f"Generated demo dataset ({spec.num_labeled} labeled = {spec.num_labeled // 5} validation cases per fold, "
@@ -89,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         "| arm | validation | test | validation - test | optimism vs stock |", "|---|---:|---:|---:|---:|",
     ]
     for key, s in summary.items():
-        lines.append(f"| `{ARMS[key]}_{args.budget}` | {100 * s['validation']:.1f} | {100 * s['test']:.1f} | "
+        lines.append(f"| `{trainers[key]}` | {100 * s['validation']:.1f} | {100 * s['test']:.1f} | "
                      f"{100 * s['validation_minus_test']:+.1f} | {100 * s['optimism_vs_stock']:+.1f} |")
     stem.parent.mkdir(parents=True, exist_ok=True)
     report_file(stem, ".md").write_text("\n".join(lines) + "\n")

@@ -14,9 +14,11 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["Claims", "process_scratch_folder", "remove_stale_scratch_folders"]
+__all__ = ["Claims", "process_scratch_folder", "remove_stale_scratch_folders", "scratch_folder"]
 
 
 class Claims:
@@ -84,6 +86,21 @@ def process_scratch_folder(folder: str | Path) -> Path:
     scratch = Path(folder) / ".partial" / _owner().replace(" ", "_")
     scratch.mkdir(parents=True, exist_ok=True)
     return scratch
+
+
+@contextmanager
+def scratch_folder(folder: str | Path) -> Iterator[Path]:
+    """This process's scratch folder (``process_scratch_folder``) for a block of writes, removed when the block ends,
+    however it ends, with whatever a failed write left in it.
+
+    One block at a time per process and folder: the first block to end removes the folder under any other. The
+    shared ``<folder>/.partial`` stays: removing it could race with another process creating its own folder there.
+    """
+    scratch = process_scratch_folder(folder)
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def remove_stale_scratch_folders(folder: str | Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "generate_demo_dataset_entry",
     "preprocess_unlabeled_entry",
     "pseudo_label_entry",
+    "suggest_entry",
 ]
 
 
@@ -64,48 +66,14 @@ def pseudo_label_entry(argv: list[str] | None = None) -> None:
     if not 0 <= args.part_id < args.num_parts:
         _fail(f"-part_id must be in 0..{args.num_parts - 1}, got {args.part_id}")
 
-    import json
-
     import torch
-    from nnunetv2.paths import nnUNet_preprocessed
-    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
-    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
-    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    from nnunet_dumm.discovery import enable_trainer_discovery
-    from nnunet_dumm.pseudo_labels import (
-        TeacherModelsIncompatible,
-        TeacherModelsMissing,
-        TeacherPass,
-        class_location_keys,
-        generate_pseudo_labels,
-        load_teacher_members,
-    )
-    from nnunet_dumm.unlabeled import (
-        completed_cases,
-        load_preprocessed_image,
-        preprocessed_shape,
-        unlabeled_preprocessed_folder,
-    )
+    from nnunet_dumm.pseudo_labels import class_location_keys, generate_pseudo_labels
+    from nnunet_dumm.teachers import TeacherModelsIncompatible, load_teacher_members
+    from nnunet_dumm.unlabeled import load_preprocessed_image, preprocessed_fingerprint, preprocessed_shape
 
-    enable_trainer_discovery()
-    dataset_name = maybe_convert_to_dataset_name(args.dataset)
-    preprocessed = Path(nnUNet_preprocessed) / dataset_name
-    plans_manager = PlansManager(str(preprocessed / f"{args.plans}.json"))
-    config = recursive_find_trainer_class_by_name(args.trainer).dumm_config
-    validation = None
-    if config.leak_free_validation and args.fold != "all":
-        validation = set(json.loads((preprocessed / "splits_final.json").read_text())[int(args.fold)]["val"])
-    try:
-        teachers = TeacherPass.resolve(config.teachers, config.min_models, config.use_mirroring, plans_manager,
-                                       args.configuration, preprocessed, validation)
-    except TeacherModelsMissing as e:
-        _fail(str(e))
-    folder = unlabeled_preprocessed_folder(dataset_name, plans_manager.get_configuration(args.configuration)
-                                           .data_identifier)
-    cases = completed_cases(folder)
-    if not cases:
-        _fail(f"{folder}: no preprocessed unlabeled cases; run nnUNetv2_dumm_preprocess_unlabeled first")
+    job = _TeacherPassOfTrainer.resolve(args.dataset, args.configuration, args.trainer, args.plans, args.fold)
+    teachers, folder, cases = job.teachers, job.folder, job.cases
     if args.merge:
         missing = [c for c in cases if not teachers.cache.done(c)]
         if missing:
@@ -114,17 +82,117 @@ def pseudo_label_entry(argv: list[str] | None = None) -> None:
         teachers.cache.remove_leftovers()  # of jobs killed mid-write; all jobs are done now
         print(f"{len(cases)} cases complete in {teachers.cache.folder}")
         return
-    dataset_json = json.loads((preprocessed / "dataset.json").read_text())
+    configuration_manager = job.plans_manager.get_configuration(args.configuration)
     try:
-        members = load_teacher_members(teachers.folds, plans_manager,
-                                       plans_manager.get_configuration(args.configuration), dataset_json,
-                                       torch.device(args.device), config.use_mirroring)
+        members = load_teacher_members(teachers.folds, job.plans_manager, configuration_manager, job.dataset_json,
+                                       torch.device(args.device), job.config.use_mirroring)
     except TeacherModelsIncompatible as e:
         _fail(str(e))
     generate_pseudo_labels(members, cases, lambda case: load_preprocessed_image(folder, case), teachers.cache,
-                           teachers.sources, class_location_keys(plans_manager.get_label_manager(dataset_json)),
+                           teachers.sources, class_location_keys(job.plans_manager.get_label_manager(job.dataset_json)),
                            num_parts=args.num_parts, part_id=args.part_id,
-                           case_shape=lambda case: preprocessed_shape(folder, case))
+                           case_shape=lambda case: preprocessed_shape(folder, case),
+                           case_image=lambda case: preprocessed_fingerprint(folder, case))
+
+
+@dataclass
+class _TeacherPassOfTrainer:
+    """What a command needs to reach the teachers' pass of a DUMM trainer on a dataset: the dataset's plans, the
+    trainer's config, the teachers and their cache, the preprocessed unlabeled cases."""
+
+    dataset_name: str
+    plans_manager: object
+    dataset_json: dict
+    config: object
+    teachers: object
+    folder: Path
+    cases: list[str]
+
+    @classmethod
+    def resolve(cls, dataset: str, configuration: str, trainer: str, plans: str, fold: str) -> _TeacherPassOfTrainer:
+        import json
+
+        from nnunetv2.paths import nnUNet_preprocessed
+        from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+        from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+        from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+        from nnunet_dumm.discovery import enable_trainer_discovery
+        from nnunet_dumm.teachers import TeacherModelsMissing, TeacherPass
+        from nnunet_dumm.unlabeled import completed_cases, unlabeled_preprocessed_folder
+
+        enable_trainer_discovery()
+        dataset_name = maybe_convert_to_dataset_name(dataset)
+        preprocessed = Path(nnUNet_preprocessed) / dataset_name
+        plans_manager = PlansManager(str(preprocessed / f"{plans}.json"))
+        config = recursive_find_trainer_class_by_name(trainer).dumm_config
+        validation = None
+        if config.leak_free_validation and fold != "all":
+            validation = set(json.loads((preprocessed / "splits_final.json").read_text())[int(fold)]["val"])
+        try:
+            teachers = TeacherPass.resolve(config, plans_manager, configuration, preprocessed, validation)
+        except TeacherModelsMissing as e:
+            _fail(str(e))
+        folder = unlabeled_preprocessed_folder(dataset_name, plans_manager.get_configuration(configuration)
+                                               .data_identifier)
+        cases = completed_cases(folder)
+        if not cases:
+            _fail(f"{folder}: no preprocessed unlabeled cases; run nnUNetv2_dumm_preprocess_unlabeled first")
+        dataset_json = json.loads((preprocessed / "dataset.json").read_text())
+        return cls(dataset_name, plans_manager, dataset_json, config, teachers, folder, cases)
+
+
+def suggest_entry(argv: list[str] | None = None) -> None:
+    """``nnUNetv2_dumm_suggest``: the unlabeled images most worth annotating next, from the cached teachers' pass."""
+    parser = argparse.ArgumentParser(
+        description="List the unlabeled images the teachers disagree on most (SUS's sample uncertainty, from the "
+        "cached pseudo-label pass; no model runs): where a true label teaches the next model most. Writes "
+        "suggestions.json and a picture of each (image, fused pseudo-label, uncertainty map).")
+    parser.add_argument("-d", "--dataset", required=True, help="dataset name or id")
+    parser.add_argument("-c", "--configuration", default="2d", help="student configuration (default: 2d)")
+    parser.add_argument("-tr", "--trainer", default="nnUNetTrainerDUMM", help="the DUMM trainer whose teachers' "
+                        "pass to read (default: nnUNetTrainerDUMM)")
+    parser.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default: nnUNetPlans)")
+    parser.add_argument("-n", "--num-cases", type=int, default=10, help="how many images (default: 10)")
+    parser.add_argument("-o", "--output", type=Path, default=None,
+                        help="folder for suggestions.json and the pictures (default: ./dumm_suggestions_<dataset>)")
+    parser.add_argument("--copy-to", type=Path, default=None,
+                        help="also copy the suggested images' raw files (every channel) to this folder")
+    args = parser.parse_args(argv)
+    if args.num_cases < 1:
+        _fail(f"-n must be at least 1, got {args.num_cases}")
+
+    from nnunetv2.paths import nnUNet_raw
+
+    from nnunet_dumm.diagnostics import class_names
+    from nnunet_dumm.suggest import copy_raw_images, rank_for_annotation, write_suggestions
+    from nnunet_dumm.unlabeled import find_unlabeled_cases, load_preprocessed_image
+
+    job = _TeacherPassOfTrainer.resolve(args.dataset, args.configuration, args.trainer, args.plans, "0")
+    cache, config = job.teachers.cache, job.config
+    missing = [c for c in job.cases if not cache.done(c)]
+    if missing:
+        _fail(f"the teachers' pass has no pseudo-labels for {len(missing)} of {len(job.cases)} unlabeled cases yet "
+              f"(e.g. {missing[0]}): run nnUNetv2_dumm_pseudo_label -d {job.dataset_name} -c {args.configuration} "
+              f"-tr {args.trainer} -p {args.plans} first (training a student runs it too)")
+    suggestions = rank_for_annotation(cache, job.cases, config.sample_uncertainty, config.pixel_uncertainty,
+                                      args.num_cases)
+    output = args.output or Path(f"dumm_suggestions_{job.dataset_name}")
+    num_classes = job.plans_manager.get_label_manager(job.dataset_json).num_segmentation_heads
+    json_file = write_suggestions(suggestions, cache, config.pixel_uncertainty, config.sample_uncertainty,
+                                  lambda case: load_preprocessed_image(job.folder, case),
+                                  class_names(job.dataset_json["labels"], num_classes), output)
+    print(f"the {len(suggestions)} of {len(job.cases)} unlabeled images most worth annotating, most uncertain first "
+          f"(sample uncertainty {config.sample_uncertainty.value}):")
+    print(f"{'rank':>4}  {'case':<30} {'uncertainty':>11} {'pixel unc.':>10} {'foreground':>10}")
+    for s in suggestions:
+        print(f"{s.rank:>4}  {s.case:<30} {s.sample_uncertainty:>11.4f} {s.mean_pixel_uncertainty:>10.4f} "
+              f"{s.foreground_share:>10.3f}")
+    print(f"pictures and {json_file.name}: {output}")
+    if args.copy_to:
+        raw_files = find_unlabeled_cases(Path(nnUNet_raw) / job.dataset_name, job.dataset_json)
+        copies = copy_raw_images(suggestions, raw_files, args.copy_to)
+        print(f"copied {len(copies)} raw image file(s) to {args.copy_to}")
 
 
 def ext_trainer_path_entry(argv: list[str] | None = None) -> None:
@@ -151,23 +219,16 @@ def demo_entry(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__ and run_demo.__doc__)
     parser.add_argument("-o", "--output-folder", type=Path, default=Path("demo_output"),
                         help="folder for the demo's nnU-Net folders and predictions (default: ./demo_output)")
-    parser.add_argument("--budget", default="demo", help="training budget preset: test, demo or cpu (default: demo)")
     parser.add_argument("--num-labeled", type=int, default=DemoDatasetSpec.num_labeled)
     parser.add_argument("--num-unlabeled", type=int, default=DemoDatasetSpec.num_unlabeled)
     parser.add_argument("--num-test", type=int, default=DemoDatasetSpec.num_test)
     parser.add_argument("--seed", type=int, default=DemoDatasetSpec.seed)
     parser.add_argument("-tr", "--student-trainer", default=DemoSettings.student_trainer,
-                        help="the student's trainer, without the budget suffix (default: %(default)s, the recommended "
-                             "one; nnUNetTrainerDUMM trains the paper's setting)")
+                        choices=("nnUNetTrainerDUMM", "nnUNetTrainerDUMM_paper"),
+                        help="the student's trainer (default: %(default)s; nnUNetTrainerDUMM_paper trains the paper's "
+                             "setting)")
     parser.add_argument("-device", "--device", default="cpu", help="cpu or cuda (default: cpu)")
     args = parser.parse_args(argv)
-    from nnunet_dumm.trainers import variants
-
-    if f"{args.student_trainer}_{args.budget}" not in variants.PRESETS:
-        presets = sorted(name.removesuffix(f"_{args.budget}") for name in variants.PRESETS
-                         if name.endswith(f"_{args.budget}") and not name.startswith("nnUNetTrainerStock"))
-        parser.error(f"no {args.budget!r} preset of {args.student_trainer!r}; trainers with one: {', '.join(presets)}")
     spec = DemoDatasetSpec(num_labeled=args.num_labeled, num_unlabeled=args.num_unlabeled, num_test=args.num_test,
                            seed=args.seed)
-    run_demo(DemoSettings(args.output_folder, spec, budget=args.budget, student_trainer=args.student_trainer,
-                          device=args.device))
+    run_demo(DemoSettings(args.output_folder, spec, student_trainer=args.student_trainer, device=args.device))

@@ -1,6 +1,6 @@
 """PUM and SUS measures: multi-model fusion, pixel-level and sample-level uncertainty, pixel weights.
 
-Every measure is computed from ``EnsembleStatistics``: weighted running sums over the ensemble's members of one
+Every measure is computed from ``EnsembleStatistics``: running sums over the ensemble's members of one
 case (sum of softmax, of log-softmax, of squared softmax, and each member's argmax). Members are added one at a
 time, so a pass never holds all models' softmax maps at once, and a later round adds one more member (the
 student) to the cached sums of the teachers instead of running the teachers again. Pixel-level measures are
@@ -23,9 +23,12 @@ from nnunet_dumm.compat import StrEnum
 
 __all__ = [
     "EnsembleStatistics",
+    "PIXEL_MEASURE_SUMS",
     "PixelThreshold",
     "PixelUncertainty",
     "PixelWeighting",
+    "SAMPLE_MEASURE_SUMS",
+    "SUMS",
     "SampleUncertainty",
     "fuse_probabilities",
     "pixel_uncertainty",
@@ -53,9 +56,6 @@ class SampleUncertainty(StrEnum):
 
     DUST = "dust"  # mean_m mean_{c, pixels} (p_m - p)^2: DUST's snapshot form with models as snapshots
     DICE = "dice"  # 1 - mean pairwise foreground Dice of the models' argmax maps (ST++'s form)
-    # the same over the classes either model of a pair predicts: agreeing that a class is absent is no evidence
-    # of reliability, and a case where no model sees any foreground counts as unreliable (U = 1)
-    DICE_FOREGROUND = "dice_fg"
     ENTROPY = "entropy"  # mean normalised pixel entropy of the fused prediction
 
 
@@ -72,8 +72,6 @@ class PixelWeighting(StrEnum):
     """How a pixel uncertainty u becomes a loss weight w."""
 
     MASK = "mask"  # w = 1 if u <= threshold else 0 (uncertain pixels ignored)
-    SOFT = "soft"  # w = exp(-u * ln C), i.e. exp(-u_nats): DUST's exp(-D)
-    MASK_AND_SOFT = "mask_and_soft"
     NONE = "none"  # every pixel counts fully (plain pseudo-labelling)
 
 
@@ -85,21 +83,30 @@ def _slabs(spatial: Sequence[int], num_channels: int) -> Iterator[tuple[slice, .
         yield (slice(start, min(start + rows, spatial[0])),)
 
 
+# The sums each measure needs besides the fused prediction's (``sum_p``); what a cache keeps for a later round
+PIXEL_MEASURE_SUMS = {PixelUncertainty.KL: ("log_p",), PixelUncertainty.VARIANCE: ("p2",),
+                      PixelUncertainty.ENTROPY: (), PixelUncertainty.VOTE: ("votes",)}
+SAMPLE_MEASURE_SUMS = {SampleUncertainty.DUST: ("p2",), SampleUncertainty.DICE: ("votes",),
+                       SampleUncertainty.ENTROPY: ()}
+SUMS = ("log_p", "p2", "votes")
+
+
 @dataclass
 class EnsembleStatistics:
-    """Weighted sufficient statistics of an ensemble's softmax maps for one case.
+    """Sufficient statistics of an ensemble's softmax maps for one case.
 
-    With member weights w_m (W = sum w_m) and softmax maps p_m of shape ``(C, *spatial)``:
-    ``sum_p`` = sum w_m p_m, ``sum_log_p`` = sum w_m log max(p_m, eps) (both ``(C, *spatial)``),
-    ``sum_p2`` = sum w_m sum_c p_m,c^2 (``spatial``), ``votes[m]`` = argmax_c p_m (uint8, one map per member).
-    The fused prediction is p = sum_p / W; every measure below is exact in terms of these sums.
+    With M members and softmax maps p_m of shape ``(C, *spatial)``: ``sum_p`` = sum p_m, ``sum_log_p`` = sum
+    log max(p_m, eps) (both ``(C, *spatial)``), ``sum_p2`` = sum_m sum_c p_m,c^2 (``spatial``), ``votes[m]`` =
+    argmax_c p_m (uint8, one map per member). The fused prediction is p = sum_p / M; every measure below is exact in
+    terms of these sums. Statistics restored from a cache may lack the optional ones (None): a measure that needs
+    them is then not available (``has``).
     """
 
     sum_p: torch.Tensor
-    sum_log_p: torch.Tensor
-    sum_p2: torch.Tensor
-    votes: list[torch.Tensor] = field(default_factory=list)
-    weights: list[float] = field(default_factory=list)
+    sum_log_p: torch.Tensor | None
+    sum_p2: torch.Tensor | None
+    votes: list[torch.Tensor] | None = field(default_factory=list)
+    num_members: int = 0
 
     @classmethod
     def empty(cls, num_classes: int, spatial: Sequence[int]) -> EnsembleStatistics:
@@ -108,7 +115,7 @@ class EnsembleStatistics:
 
     @classmethod
     def from_probabilities(cls, probs: torch.Tensor) -> EnsembleStatistics:
-        """Statistics of stacked, equally weighted members ``(M, C, *spatial)``."""
+        """Statistics of stacked members ``(M, C, *spatial)``."""
         stats = cls.empty(probs.shape[1], probs.shape[2:])
         for member in probs:
             stats.add(member)
@@ -122,12 +129,13 @@ class EnsembleStatistics:
     def spatial(self) -> tuple[int, ...]:
         return tuple(self.sum_p.shape[1:])
 
-    @property
-    def total_weight(self) -> float:
-        return float(sum(self.weights))
+    def has(self, sums: Sequence[str]) -> bool:
+        """Whether the optional sums named (``SUMS``) are kept."""
+        kept = {"log_p": self.sum_log_p is not None, "p2": self.sum_p2 is not None, "votes": self.votes is not None}
+        return all(kept[name] for name in sums)
 
-    def add(self, probs: torch.Tensor, weight: float = 1.0) -> None:
-        """Adds one member's softmax ``(C, *spatial)`` with weight ``weight`` (in place, slab by slab)."""
+    def add(self, probs: torch.Tensor) -> None:
+        """Adds one member's softmax ``(C, *spatial)`` to every kept sum (in place, slab by slab)."""
         if tuple(probs.shape) != tuple(self.sum_p.shape):
             raise ValueError(f"member shape {tuple(probs.shape)} differs from {tuple(self.sum_p.shape)}")
         if self.num_classes > 255:
@@ -135,19 +143,22 @@ class EnsembleStatistics:
         votes = torch.empty(self.spatial, dtype=torch.uint8)
         for slab in _slabs(self.spatial, self.num_classes):
             p = probs[(slice(None), *slab)].float()
-            self.sum_p[(slice(None), *slab)] += weight * p
-            self.sum_log_p[(slice(None), *slab)] += weight * torch.log(p.clamp_min(_EPS))
-            self.sum_p2[slab] += weight * (p * p).sum(0)
+            self.sum_p[(slice(None), *slab)] += p
+            if self.sum_log_p is not None:
+                self.sum_log_p[(slice(None), *slab)] += torch.log(p.clamp_min(_EPS))
+            if self.sum_p2 is not None:
+                self.sum_p2[slab] += (p * p).sum(0)
             votes[slab] = p.argmax(0).to(torch.uint8)
-        self.votes.append(votes)
-        self.weights.append(float(weight))
+        if self.votes is not None:
+            self.votes.append(votes)
+        self.num_members += 1
 
     # --------------------------------------------------------------------------------------- per slab
     def _fused(self, slab: tuple[slice, ...]) -> torch.Tensor:
-        return self.sum_p[(slice(None), *slab)] / self.total_weight
+        return self.sum_p[(slice(None), *slab)] / self.num_members
 
     def _pixel(self, measure: PixelUncertainty, slab: tuple[slice, ...], fused: torch.Tensor) -> torch.Tensor:
-        num_classes, total = self.num_classes, self.total_weight
+        num_classes, total = self.num_classes, self.num_members
         if measure is PixelUncertainty.KL:
             log_fused = torch.log(fused.clamp_min(_EPS))
             kl = (fused * (log_fused - self.sum_log_p[(slice(None), *slab)] / total)).sum(0)
@@ -159,33 +170,40 @@ class EnsembleStatistics:
             entropy = -(fused * torch.log(fused.clamp_min(_EPS))).sum(0)
             return (entropy / math.log(num_classes)).clamp(0, 1)
         pseudo_label = fused.argmax(0)
-        disagreeing = sum(w * (v[slab] != pseudo_label).float() for v, w in zip(self.votes, self.weights))
-        # at least one member agrees with the fused argmax in practice, so W - min w_m is the attainable maximum:
+        disagreeing = sum((v[slab] != pseudo_label).float() for v in self.votes)
+        # at least one member agrees with the fused argmax in practice, so M - 1 is the attainable maximum:
         # 1 when all but one model disagree (two models: 0 or 1, not 0 or 0.5)
-        attainable = total - min(self.weights)
-        if attainable <= 0:  # one model cannot disagree with itself
+        if total <= 1:  # one model cannot disagree with itself
             return torch.zeros_like(disagreeing)
-        return (disagreeing / attainable).clamp(0, 1)
+        return (disagreeing / (total - 1)).clamp(0, 1)
 
-    def means_float16(self) -> np.ndarray:
-        """The sums over W stacked as float16 ``(2 C + 1, *spatial)`` (mean softmax, log-softmax, squared softmax):
-        what a cache entry keeps for later rounds (``from_means_float16`` restores the sums)."""
-        num_classes, total = self.num_classes, self.total_weight
-        out = np.empty((2 * num_classes + 1, *self.spatial), dtype=np.float16)
-        for slab in _slabs(self.spatial, 2 * num_classes + 1):
-            out[(slice(0, num_classes), *slab)] = (self.sum_p[(slice(None), *slab)] / total).numpy()
-            out[(slice(num_classes, 2 * num_classes), *slab)] = (self.sum_log_p[(slice(None), *slab)] / total).numpy()
-            out[(2 * num_classes, *slab)] = (self.sum_p2[slab] / total).numpy()
+    def cached_means(self, sums: Sequence[str]) -> dict[str, np.ndarray]:
+        """What a cache entry keeps for a later round: the mean softmax ``"p"`` (float16 ``(C, *spatial)``) and the
+        optional ``sums`` named: ``"log_p"`` (mean log-softmax, float16 ``(C, *spatial)``), ``"p2"`` (mean squared
+        softmax, float16 ``(1, *spatial)``), ``"votes"`` (uint8 ``(M, *spatial)``). ``from_cached_means`` restores
+        the sums."""
+        means = {"p": self.sum_p, "log_p": self.sum_log_p, "p2": None if self.sum_p2 is None else self.sum_p2[None]}
+        out = {}
+        for name in ("p", *(n for n in SUMS if n in sums and n != "votes")):
+            out[name] = np.empty(tuple(means[name].shape), dtype=np.float16)
+            for slab in _slabs(self.spatial, means[name].shape[0]):
+                out[name][(slice(None), *slab)] = (means[name][(slice(None), *slab)] / self.num_members).numpy()
+        if "votes" in sums:
+            out["votes"] = torch.stack(self.votes).numpy()
         return out
 
     @classmethod
-    def from_means_float16(cls, means: np.ndarray, votes: list[torch.Tensor], weights: list[float]
-                           ) -> EnsembleStatistics:
-        num_classes, total = (means.shape[0] - 1) // 2, float(sum(weights))
-        sums = torch.from_numpy(means.astype(np.float32))
-        sums *= total
-        return cls(sums[:num_classes], sums[num_classes:2 * num_classes], sums[2 * num_classes], list(votes),
-                   list(weights))
+    def from_cached_means(cls, means: dict[str, np.ndarray], num_members: int) -> EnsembleStatistics:
+        def sums(name: str) -> torch.Tensor | None:
+            if name not in means:
+                return None
+            restored = torch.from_numpy(means[name].astype(np.float32))
+            restored *= num_members
+            return restored
+
+        p2 = sums("p2")
+        votes = list(torch.from_numpy(means["votes"])) if "votes" in means else None
+        return cls(sums("p"), sums("log_p"), None if p2 is None else p2[0], votes, num_members)
 
     # --------------------------------------------------------------------------------------- whole case
     def pseudo_label(self) -> torch.Tensor:
@@ -196,12 +214,14 @@ class EnsembleStatistics:
         return out
 
     def fused(self) -> torch.Tensor:
-        """The fused prediction p = sum_m w_m p_m / W, ``(C, *spatial)``."""
-        return self.sum_p / self.total_weight
+        """The fused prediction p = sum_m p_m / M, ``(C, *spatial)``."""
+        return self.sum_p / self.num_members
 
     def pixel_uncertainty(self, measure: PixelUncertainty | str) -> torch.Tensor:
         """Pixel-level uncertainty in ``[0, 1]``, shape ``spatial``."""
         measure = PixelUncertainty(measure)
+        if not self.has(PIXEL_MEASURE_SUMS[measure]):
+            raise ValueError(f"the {measure.value} measure needs the sums {PIXEL_MEASURE_SUMS[measure]}, not kept here")
         out = torch.empty(self.spatial)
         for slab in _slabs(self.spatial, self.num_classes):
             out[slab] = self._pixel(measure, slab, self._fused(slab))
@@ -210,14 +230,17 @@ class EnsembleStatistics:
     def sample_uncertainty(self, measure: SampleUncertainty | str) -> float:
         """Sample-level uncertainty U(x) of the case (lower = more reliable)."""
         measure = SampleUncertainty(measure)
-        if measure in (SampleUncertainty.DICE, SampleUncertainty.DICE_FOREGROUND):
-            return self._pairwise_dice_disagreement(foreground_only=measure is SampleUncertainty.DICE_FOREGROUND)
+        if not self.has(SAMPLE_MEASURE_SUMS[measure]):
+            raise ValueError(f"the {measure.value} measure needs the sums {SAMPLE_MEASURE_SUMS[measure]}, "
+                             "not kept here")
+        if measure is SampleUncertainty.DICE:
+            return self._pairwise_dice_disagreement()
         total, count = 0.0, 0
         for slab in _slabs(self.spatial, self.num_classes):
             fused = self._fused(slab)
             if measure is SampleUncertainty.DUST:
                 # mean over members, classes and pixels of (p_m - p)^2
-                values = (self.sum_p2[slab] / self.total_weight - (fused * fused).sum(0)) / self.num_classes
+                values = (self.sum_p2[slab] / self.num_members - (fused * fused).sum(0)) / self.num_classes
             else:
                 values = self._pixel(PixelUncertainty.ENTROPY, slab, fused)
             # numpy's sequential pairwise sum: the same bits however many threads torch uses
@@ -225,7 +248,7 @@ class EnsembleStatistics:
             count += values.numel()
         return total / count
 
-    def _pairwise_dice_disagreement(self, foreground_only: bool) -> float:
+    def _pairwise_dice_disagreement(self) -> float:
         num_models = len(self.votes)
         if num_models < 2:
             return 0.0
@@ -243,10 +266,8 @@ class EnsembleStatistics:
         for k, (m, n) in enumerate(pairs):
             denominator = sizes[m, 1:] + sizes[n, 1:]
             per_class = 2 * overlap[k, 1:] / np.maximum(denominator, 1)
-            if foreground_only:  # only the classes the pair predicts; none at all: no agreement to count
-                dice.append(per_class[denominator > 0].mean() if (denominator > 0).any() else 0.0)
-            else:  # a class absent from both maps is perfect agreement
-                dice.append(np.where(denominator == 0, 1.0, per_class).mean())
+            # a class absent from both maps is perfect agreement
+            dice.append(np.where(denominator == 0, 1.0, per_class).mean())
         return 1.0 - float(np.mean(dice))
 
 
@@ -265,15 +286,10 @@ def sample_uncertainty(probs: torch.Tensor, measure: SampleUncertainty | str) ->
     return EnsembleStatistics.from_probabilities(probs).sample_uncertainty(measure)
 
 
-def pixel_weights(
-    uncertainty: torch.Tensor, weighting: PixelWeighting | str, threshold: float | torch.Tensor, num_classes: int
-) -> torch.Tensor:
-    """Loss weights in ``[0, 1]`` from a normalised pixel uncertainty map (``threshold``: a number, or one per
+def pixel_weights(uncertainty: torch.Tensor, weighting: PixelWeighting | str,
+                  threshold: float | torch.Tensor) -> torch.Tensor:
+    """Loss weights in ``{0, 1}`` from a normalised pixel uncertainty map (``threshold``: a number, or one per
     pixel)."""
-    weighting = PixelWeighting(weighting)
-    weights = torch.ones_like(uncertainty, dtype=torch.float32)
-    if weighting in (PixelWeighting.SOFT, PixelWeighting.MASK_AND_SOFT):
-        weights = torch.exp(-uncertainty.float() * math.log(num_classes))
-    if weighting in (PixelWeighting.MASK, PixelWeighting.MASK_AND_SOFT):
-        weights = weights * (uncertainty <= threshold)
-    return weights
+    if PixelWeighting(weighting) is PixelWeighting.NONE:
+        return torch.ones_like(uncertainty, dtype=torch.float32)
+    return (uncertainty <= threshold).float()

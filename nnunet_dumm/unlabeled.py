@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from batchgenerators.utilities.file_and_folder_operations import load_json, write_pickle
+from batchgenerators.utilities.file_and_folder_operations import load_json, load_pickle, write_pickle
 from tqdm import tqdm
 
-from nnunet_dumm.claims import Claims, process_scratch_folder, remove_stale_scratch_folders
-from nnunet_dumm.integrity import DamagedFile, fingerprint, first_damaged
+from nnunet_dumm.claims import Claims, remove_stale_scratch_folders, scratch_folder
+from nnunet_dumm.integrity import DamagedFile, fingerprint, first_damaged, raw_image_defect
 
 __all__ = [
     "UNLABELED_IMAGES_FOLDER",
@@ -29,12 +29,14 @@ __all__ = [
     "UnlabeledDataError",
     "UnlabeledPreprocessingTarget",
     "completed_cases",
-    "damaged_cases",
     "find_unlabeled_cases",
     "is_completed",
     "load_preprocessed_image",
+    "outdated_cases",
     "preprocess_unlabeled",
+    "preprocessed_fingerprint",
     "preprocessed_shape",
+    "raw_files_identity",
     "unlabeled_preprocessed_folder",
 ]
 
@@ -46,6 +48,10 @@ UNLABELED_TRUE_LABELS_FOLDER = "labelsUnlabeled"
 TRUE_LABELS_SUBFOLDER = "true_labels"
 # key of the arrays' sizes and CRC-32 in a case's properties (.pkl); nnU-Net ignores keys it does not know
 _FILES_KEY = "dumm_files"
+# key of the identity of the raw files a case was preprocessed from (``raw_files_identity``) in its properties
+_RAW_FILES_KEY = "dumm_raw_files"
+# why a case without that key is preprocessed again (see ``outdated_cases``)
+_NOT_RECORDED = "preprocessed before raw-file identities were recorded"
 
 
 class UnlabeledDataError(ValueError):
@@ -76,24 +82,63 @@ def is_completed(folder: str | Path, case: str) -> bool:
     return (folder / f"{case}.pkl").is_file() and (folder / f"{case}.b2nd").is_file()
 
 
-def damaged_cases(folder: str | Path, checksum: bool = False) -> dict[str, Path]:
-    """Finished cases whose arrays differ from what was written: ``{case: first damaged file}``.
+def raw_files_identity(image_files: list[str], true_label_file: str | None) -> dict[str, tuple[int, int]]:
+    """``{folder/name: (size, mtime_ns)}`` of the raw files of a case: its channel images and its true label if any.
 
-    Sizes are always compared (a partial copy, a truncated file); with ``checksum`` also the CRC-32 (bit rot).
+    A stat per file, no read: it is compared at every run (every training start), where a digest would read every
+    raw byte of the pool each time. Replacing, rewriting or touching a file changes its mtime, so only a new file with
+    the old one's size and mtime to the nanosecond goes unseen. A copy of ``nnUNet_raw`` that does not keep mtimes
+    (``cp`` without ``-p``) makes every case preprocessed again once.
     """
-    from batchgenerators.utilities.file_and_folder_operations import load_pickle
+    files = [*image_files, *([true_label_file] if true_label_file is not None else [])]
+    return {f"{Path(f).parent.name}/{Path(f).name}": (stat.st_size, stat.st_mtime_ns)
+            for f in files for stat in [os.stat(f)]}
 
-    folder, damaged = Path(folder), {}
+
+def outdated_cases(folder: str | Path, raw_identities: dict[str, dict], checksum: bool = False) -> dict[str, str]:
+    """Finished cases to preprocess again: ``{case: why}``. A case is outdated if
+
+    * its arrays differ from what was written: sizes always (a partial copy, a truncated file), with ``checksum``
+      also the CRC-32 (bit rot);
+    * the identity of its raw files (``raw_identities[case]``, see ``raw_files_identity``) differs from the one it
+      was preprocessed from: an image replaced, a true label added, changed or removed;
+    * it has no such record, having been preprocessed before records were kept. Nothing tells whether such a case
+      holds what the record exists to catch (an image replaced since, a truncated image read as zeros, true labels
+      added since), so it is preprocessed once more, a one-off cost, and keeps a record from then on; keeping it
+      would trust every such case forever. Preprocessing is deterministic: an unchanged case comes out the same.
+
+    Cases whose raw files are gone (not in ``raw_identities``) are only checked for damage.
+    """
+    folder, outdated = Path(folder), {}
     for case in completed_cases(folder):
         try:
-            recorded = load_pickle(str(folder / f"{case}.pkl")).get(_FILES_KEY)
+            properties = load_pickle(str(folder / f"{case}.pkl"))
         except Exception:  # a torn or rotten pickle
-            damaged[case] = folder / f"{case}.pkl"
+            outdated[case] = f"{folder / case}.pkl: damaged (cannot be read)"
             continue
-        path = first_damaged(folder, recorded, checksum) if recorded else None
-        if path is not None:
-            damaged[case] = path
-    return damaged
+        damaged = first_damaged(folder, properties[_FILES_KEY], checksum) if _FILES_KEY in properties else None
+        if damaged is not None:
+            outdated[case] = f"{damaged}: damaged (differs from what was written)"
+        elif case in raw_identities and _RAW_FILES_KEY not in properties:
+            outdated[case] = _NOT_RECORDED
+        elif case in raw_identities and properties[_RAW_FILES_KEY] != raw_identities[case]:
+            changes = _changed_files(properties[_RAW_FILES_KEY], raw_identities[case])
+            outdated[case] = f"{case}: raw files changed since it was preprocessed ({changes})"
+    return outdated
+
+
+def _changed_files(recorded: dict, current: dict) -> str:
+    return ", ".join(
+        f"{name} {'added' if name not in recorded else 'removed' if name not in current else 'changed'}"
+        for name in sorted(recorded.keys() | current.keys()) if recorded.get(name) != current.get(name)
+    )
+
+
+def _remove_case(folder: Path, case: str) -> None:
+    """Removes a finished case, its marker (.pkl) first, so that a half-removed case never counts as finished."""
+    for path in (folder / f"{case}.pkl", folder / f"{case}.b2nd", folder / f"{case}_seg.b2nd",
+                 folder / TRUE_LABELS_SUBFOLDER / f"{case}.npy"):
+        path.unlink(missing_ok=True)
 
 
 def preprocessed_shape(folder: str | Path, case: str) -> tuple[int, ...]:
@@ -101,6 +146,14 @@ def preprocessed_shape(folder: str | Path, case: str) -> tuple[int, ...]:
     import blosc2
 
     return tuple(blosc2.open(urlpath=str(Path(folder) / f"{case}.b2nd"), mode="r").shape[1:])
+
+
+def preprocessed_fingerprint(folder: str | Path, case: str) -> tuple[int, int] | None:
+    """The size and CRC-32 recorded for a case's preprocessed image when it was written (its properties, no
+    read of the image): what a pseudo-label cache entry records it was computed from. None for a case written
+    without the record."""
+    recorded = load_pickle(str(Path(folder) / f"{case}.pkl")).get(_FILES_KEY, {})
+    return recorded.get(f"{case}.b2nd")
 
 
 def load_preprocessed_image(folder: str | Path, case: str) -> np.ndarray:
@@ -182,7 +235,9 @@ class UnlabeledPreprocessingTarget:
         """Preprocesses one case with nnU-Net's preprocessor and writes it atomically.
 
         A true label (``labelsUnlabeled/``) is resampled with the image into ``true_labels/<case>.npy`` for
-        diagnostics only; the case's own segmentation keeps nothing but nnU-Net's nonzero mask.
+        diagnostics only; the case's own segmentation keeps nothing but nnU-Net's nonzero mask. The identity of the
+        raw files is recorded in the properties, taken before they are read, so that a file changed meanwhile makes
+        the next run preprocess the case again.
         """
         from nnunetv2.training.dataloading.nnunet_dataset import comp_blosc2_params, nnUNetDatasetBlosc2
         from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
@@ -190,6 +245,7 @@ class UnlabeledPreprocessingTarget:
         plans_manager = PlansManager(self.plans_file)
         configuration_manager = plans_manager.get_configuration(self.configuration)
         dataset_json = load_json(self.dataset_json_file)
+        raw_identity = raw_files_identity(image_files, true_label_file)
         data, properties = _read_checked(plans_manager, image_files, dataset_json, self.spatial_dims_of_labeled)
         true_label = None
         if true_label_file is not None:
@@ -211,30 +267,29 @@ class UnlabeledPreprocessingTarget:
         blocks_seg, chunks_seg = comp_blosc2_params(seg.shape, patch_size, seg.itemsize)
 
         output = Path(self.output_folder)
-        partial = process_scratch_folder(output)
-        try:
-            nnUNetDatasetBlosc2.save_case(
-                data, seg, properties, str(partial / case),
-                chunks=chunks, blocks=blocks, chunks_seg=chunks_seg, blocks_seg=blocks_seg,
-            )
-            # sizes and CRC-32 of the arrays, so that a damaged copy is found before it is trained on
-            properties[_FILES_KEY] = fingerprint(partial / f"{case}{s}" for s in (".b2nd", "_seg.b2nd"))
-            write_pickle(properties, str(partial / f"{case}.pkl"))
-            if true_label is not None:
-                (output / TRUE_LABELS_SUBFOLDER).mkdir(exist_ok=True)
-                np.save(partial / f"{case}_true.npy", true_label[0])
-                os.replace(partial / f"{case}_true.npy", output / TRUE_LABELS_SUBFOLDER / f"{case}.npy")
-        except OSError as e:
-            for leftover in partial.glob(f"{case}*"):
-                leftover.unlink()
-            if e.errno == errno.ENOSPC:
-                raise OSError(errno.ENOSPC, f"no space left on the device while preprocessing {case} into "
-                              f"{output}; nothing half-written was kept. Free disk space and rerun: finished cases "
-                              "are kept") from e
-            raise
-        # The pickle goes last: completed_cases() treats a case as done only once it is in place.
-        for suffix in (".b2nd", "_seg.b2nd", ".pkl"):
-            os.replace(partial / f"{case}{suffix}", output / f"{case}{suffix}")
+        with scratch_folder(output) as partial:  # removed at the end with anything a failed write left in it
+            try:
+                nnUNetDatasetBlosc2.save_case(
+                    data, seg, properties, str(partial / case),
+                    chunks=chunks, blocks=blocks, chunks_seg=chunks_seg, blocks_seg=blocks_seg,
+                )
+                # sizes and CRC-32 of the arrays, so that a damaged copy is found before it is trained on
+                properties[_FILES_KEY] = fingerprint(partial / f"{case}{s}" for s in (".b2nd", "_seg.b2nd"))
+                properties[_RAW_FILES_KEY] = raw_identity
+                write_pickle(properties, str(partial / f"{case}.pkl"))
+                if true_label is not None:
+                    (output / TRUE_LABELS_SUBFOLDER).mkdir(exist_ok=True)
+                    np.save(partial / f"{case}_true.npy", true_label[0])
+                    os.replace(partial / f"{case}_true.npy", output / TRUE_LABELS_SUBFOLDER / f"{case}.npy")
+            except OSError as e:
+                if e.errno == errno.ENOSPC:
+                    raise OSError(errno.ENOSPC, f"no space left on the device while preprocessing {case} into "
+                                  f"{output}; nothing half-written was kept. Free disk space and rerun: finished "
+                                  "cases are kept") from e
+                raise
+            # The pickle goes last: completed_cases() treats a case as done only once it is in place.
+            for suffix in (".b2nd", "_seg.b2nd", ".pkl"):
+                os.replace(partial / f"{case}{suffix}", output / f"{case}{suffix}")
 
 
 def _spatial_dims(properties: dict, data: np.ndarray) -> int:
@@ -264,6 +319,49 @@ def _read_checked(plans_manager, image_files: list[str], dataset_json: dict, spa
     if np.ptp(data) == 0:
         raise UnlabeledDataError(f"{image_files[0]}: is constant (every pixel {data.flat[0]}); nothing to segment")
     return data, properties
+
+
+def _case_problems(plans_manager, image_files: list[str], true_label_file: str | None, dataset_json: dict,
+                   spatial_dims: int) -> list[str]:
+    """What is wrong with the raw files of one case, one ``"<file>: <what>"`` per bad file; empty if nothing."""
+    problems = [f"{f}: {defect}" for f in image_files if (defect := raw_image_defect(Path(f))) is not None]
+    if not problems:  # reading a damaged stream would only fail again or, with SimpleITK, give zeros
+        try:
+            _read_checked(plans_manager, image_files, dataset_json, spatial_dims)
+        except UnlabeledDataError as e:
+            problems.append(str(e))
+    if true_label_file is not None and (problem := _true_label_problem(plans_manager, true_label_file)) is not None:
+        problems.append(problem)
+    return problems
+
+
+def _true_label_problem(plans_manager, true_label_file: str) -> str | None:
+    if (defect := raw_image_defect(Path(true_label_file))) is not None:
+        return f"{true_label_file}: {defect}"
+    try:
+        plans_manager.image_reader_writer_class().read_seg(true_label_file)
+    except Exception as e:  # the readers raise anything from RuntimeError to OSError on a corrupt file
+        return f"{true_label_file}: cannot be read as a label map ({type(e).__name__}: {e})"
+    return None
+
+
+def _check_pending(plans_manager, cases: dict[str, list[str]], true_label_files: dict[str, str | None],
+                   dataset_json: dict, spatial_dims: int, verbose: bool) -> None:
+    """Checks the raw files of every case to preprocess before anything is written.
+
+    Raises:
+        UnlabeledDataError: naming every bad file at once. The good cases are not preprocessed either: a run that
+            left the bad ones out would let training go on with a smaller pool that nobody notices, and a user who
+            fixes or removes the files runs the command again anyway.
+    """
+    problems = []
+    for case in tqdm(cases, desc="checking unlabeled images", disable=not verbose or not cases):
+        problems += _case_problems(plans_manager, cases[case], true_label_files[case], dataset_json, spatial_dims)
+    if problems:
+        raise UnlabeledDataError(
+            f"{len(problems)} unlabeled input file{'s' if len(problems) > 1 else ''} failed the checks, so nothing "
+            "was preprocessed; fix or remove them (with the other files of their case) and rerun:\n"
+            + "\n".join(f"  {problem}" for problem in problems))
 
 
 def _labeled_spatial_dims(raw_folder: Path, plans_manager, dataset_json: dict) -> int:
@@ -304,9 +402,10 @@ def preprocess_unlabeled(
 ) -> Path:
     """Preprocesses ``imagesUnlabeled/`` with the dataset's plans; cases already done are skipped (resume).
 
-    Every image is checked (readable, channel count, dimensionality, finite, not constant) before anything is
-    written, so bad input leaves no partial output. Finished cases whose files lost bytes (or, with ``verify``,
-    whose CRC-32 changed) are preprocessed again.
+    Every image to preprocess is checked (compressed streams whole, readable, channel count, dimensionality, finite,
+    not constant) before anything is written, so bad input leaves no partial output. Finished cases whose raw files
+    changed, or whose files lost bytes (or, with ``verify``, whose CRC-32 changed) are preprocessed again
+    (``outdated_cases``).
 
     Returns:
         The output folder, ``nnUNet_preprocessed/<dataset>/<data_identifier>_unlabeled``.
@@ -339,22 +438,26 @@ def preprocess_unlabeled(
     output = unlabeled_preprocessed_folder(dataset_name, data_identifier)
     spatial_dims = _labeled_spatial_dims(raw_folder, plans_manager, dataset_json)
 
-    for case, path in damaged_cases(output, checksum=verify).items():
-        print(f"{path}: damaged (differs from what was written); preprocessing {case} again")
-        for suffix in (".pkl", ".b2nd", "_seg.b2nd"):  # the marker first
-            (output / f"{case}{suffix}").unlink(missing_ok=True)
+    true_labels = raw_folder / UNLABELED_TRUE_LABELS_FOLDER
+    true_label_files = {c: _existing(true_labels / f"{c}{dataset_json['file_ending']}") for c in cases}
+    raw_identities = {c: raw_files_identity(cases[c], true_label_files[c]) for c in cases}
+    outdated = outdated_cases(output, raw_identities, checksum=verify)
+    for case, reason in outdated.items():
+        _remove_case(output, case)
+        if reason != _NOT_RECORDED:
+            print(f"{reason}; preprocessing {case} again")
+    if not_recorded := sum(reason == _NOT_RECORDED for reason in outdated.values()):
+        print(f"{not_recorded} case(s) {_NOT_RECORDED}: preprocessing them once more")
     done = set(completed_cases(output))
     todo = [c for c in sorted(cases) if c not in done]
-    # Validate every pending image first: a bad file found halfway would otherwise leave a partial folder.
-    for case in tqdm(todo, desc="checking unlabeled images", disable=not verbose or not todo):
-        _read_checked(plans_manager, cases[case], dataset_json, spatial_dims)
+    # Check every pending image first: a bad file found halfway would otherwise leave a partial folder.
+    _check_pending(plans_manager, {c: cases[c] for c in todo}, true_label_files, dataset_json, spatial_dims, verbose)
 
     output.mkdir(parents=True, exist_ok=True)
     remove_stale_scratch_folders(output)  # leftovers of an interrupted run
     target = UnlabeledPreprocessingTarget(str(plans_file), str(dataset_json_file), configuration, str(output),
                                           spatial_dims)
-    true_labels = raw_folder / UNLABELED_TRUE_LABELS_FOLDER
-    jobs = [(target, c, cases[c], _existing(true_labels / f"{c}{dataset_json['file_ending']}")) for c in todo]
+    jobs = [(target, c, cases[c], true_label_files[c]) for c in todo]
     progress = tqdm(total=len(cases), initial=len(done), desc="preprocessing unlabeled", unit="case",
                     disable=not verbose)
     preprocessed_here = 0
@@ -377,7 +480,8 @@ def preprocess_unlabeled(
     progress.close()
     if verbose:
         by_others = f", {len(todo) - preprocessed_here} by another process" if preprocessed_here < len(todo) else ""
-        print(f"{len(cases)} unlabeled cases ({len(todo)} new: {preprocessed_here} preprocessed here{by_others}; "
-              f"{len(done)} already done) in {output}")
+        again = len(outdated.keys() & set(todo))
+        print(f"{len(cases)} unlabeled cases ({len(todo) - again} new, {again} preprocessed again: {preprocessed_here} "
+              f"preprocessed here{by_others}; {len(done)} already done) in {output}")
     return output
 

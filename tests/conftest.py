@@ -1,7 +1,8 @@
 """Shared fixtures: one tiny generated dataset, planned, with two stock teacher folds and a DUMM student.
 
-Everything runs on the CPU with the ``test`` budget (a few iterations): the pipeline is exercised end to end
-in well under a minute, which is what these tests are for; accuracy is the benchmarks' business.
+Everything runs on the CPU with the benchmarks' ``test`` budget (a few iterations; ``benchmarks/trainers.py``): the
+pipeline is exercised end to end in well under a minute, which is what these tests are for; accuracy is the
+benchmarks' business.
 """
 
 from __future__ import annotations
@@ -13,21 +14,22 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.common import BENCHMARK_TRAINER_FOLDER, enable_benchmark_trainers
 from nnunet_dumm.demo_data import DemoDatasetSpec
 
 TINY_SPEC = DemoDatasetSpec(num_labeled=6, num_unlabeled=10, num_test=3, image_size=32, seed=3)
 # Every pass of the suite (and of the processes it starts) in groups of 4 cases of 32 x 32 (4 tiles x 4 mirrors per
 # forward pass), so that passes shared between processes really have several groups to split.
 os.environ["NNUNET_DUMM_VOXELS_PER_FORWARD"] = str(4 * 4 * 32 * 32)
+# the test-budget presets (nnUNetTrainerDUMM_test, ...) live with the benchmarks
+enable_benchmark_trainers()
 
 
 @pytest.fixture(scope="session")
 def demo_settings(tmp_path_factory):
     from nnunet_dumm.demo import DemoSettings
 
-    # the paper's setting, not the demo's default student: its mask exercises every part of PUM
-    return DemoSettings(tmp_path_factory.mktemp("pipeline"), TINY_SPEC, budget="test", teacher_folds=(0, 1),
-                        student_trainer="nnUNetTrainerDUMM")
+    return DemoSettings(tmp_path_factory.mktemp("pipeline"), TINY_SPEC, budget="test", teacher_folds=(0, 1))
 
 
 @pytest.fixture(scope="session")
@@ -57,11 +59,13 @@ def pipeline(planned, demo_settings) -> dict:
 
 
 def user_env() -> dict[str, str]:
-    """This process's environment with the README's ``nnUNet_extTrainer`` set-up, as a user's shell has it."""
+    """This process's environment with the README's ``nnUNet_extTrainer`` set-up, as a user's shell has it, plus
+    the folder of the test-budget presets."""
     env = dict(os.environ)
     env.pop("nnUNet_extTrainer", None)
-    env["nnUNet_extTrainer"] = subprocess.run([Path(sys.executable).parent / "nnUNetv2_dumm_ext_trainer_path"],
-                                              capture_output=True, text=True, check=True, env=env).stdout.strip()
+    users = subprocess.run([Path(sys.executable).parent / "nnUNetv2_dumm_ext_trainer_path"], capture_output=True,
+                           text=True, check=True, env=env).stdout.strip()
+    env["nnUNet_extTrainer"] = os.pathsep.join([users, BENCHMARK_TRAINER_FOLDER])
     return env
 
 

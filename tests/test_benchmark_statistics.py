@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks.common import bootstrap_difference, report_file, update_summary
+from benchmarks.reports import report_file, update_summary
+from benchmarks.stats import bootstrap_difference
 
 
 def _scores(values: np.ndarray) -> dict[str, list[float]]:

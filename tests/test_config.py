@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from nnunet_dumm.config import DUMMConfig, TeacherSpec
+from nnunet_dumm.config import PAPER_CONFIG, DUMMConfig, LegacyConfigError, TeacherSpec
 from nnunet_dumm.selection import RoundSchedule
-from nnunet_dumm.uncertainty import PixelUncertainty, PixelWeighting, SampleUncertainty
+from nnunet_dumm.uncertainty import PixelThreshold, PixelUncertainty, PixelWeighting, SampleUncertainty
 
 CUSTOM = DUMMConfig(
     teachers=(
@@ -19,9 +19,9 @@ CUSTOM = DUMMConfig(
     min_models=3,
     use_mirroring=False,
     pixel_uncertainty=PixelUncertainty.VARIANCE,
-    pixel_weighting=PixelWeighting.MASK_AND_SOFT,
+    pixel_weighting=PixelWeighting.NONE,
+    pixel_threshold_mode=PixelThreshold.FIXED,
     pixel_threshold=0.3,
-    weight_levels=16,
     sample_uncertainty=SampleUncertainty.DICE,
     round_fractions=(0.25, 0.5, 1.0),
     round_epoch_shares=(1.0, 2.0, 3.0),
@@ -59,7 +59,7 @@ def test_json_holds_strings_for_enums(tmp_path):
     CUSTOM.save(str(path))
     data = json.loads(path.read_text())
     assert data["pixel_uncertainty"] == "variance" and type(data["pixel_uncertainty"]) is str
-    assert data["pixel_weighting"] == "mask_and_soft" and type(data["pixel_weighting"]) is str
+    assert data["pixel_weighting"] == "none" and type(data["pixel_weighting"]) is str
     assert data["sample_uncertainty"] == "dice" and type(data["sample_uncertainty"]) is str
     assert data["round_fractions"] == [0.25, 0.5, 1.0]
     assert data["teachers"][0]["folds"] == [0, 1, "all"]
@@ -73,9 +73,11 @@ def test_to_dict_is_plain_json_types():
 
 
 def test_enum_fields_accept_strings():
-    config = DUMMConfig(pixel_uncertainty="vote", pixel_weighting="soft", sample_uncertainty="entropy")
+    config = DUMMConfig(pixel_uncertainty="vote", pixel_weighting="none", sample_uncertainty="entropy",
+                        pixel_threshold_mode="fixed")
     assert config.pixel_uncertainty is PixelUncertainty.VOTE
-    assert config.pixel_weighting is PixelWeighting.SOFT
+    assert config.pixel_weighting is PixelWeighting.NONE
+    assert config.pixel_threshold_mode is PixelThreshold.FIXED
     assert config.sample_uncertainty is SampleUncertainty.ENTROPY
 
 
@@ -97,19 +99,17 @@ def test_config_is_frozen():
     [
         ("pixel_threshold", 1.5),
         ("pixel_threshold", -0.1),
-        ("weight_levels", 0),
-        ("weight_levels", 256),
         ("lambda_max", -1),
         ("rampup_fraction", 2),
         ("rampup_fraction", -0.5),
         ("unlabeled_batch_ratio", 0),
-        ("consistency_weight", -1),
-        ("consistency_threshold", 1.5),
-        ("schedule_factor", 0),
+        ("pixel_keep_quantile", 0),
+        ("pixel_keep_quantile", 1.5),
         ("min_models", 0),
         ("teachers", ()),
         ("pixel_uncertainty", "nope"),
         ("pixel_weighting", "nope"),
+        ("pixel_threshold_mode", "nope"),
         ("sample_uncertainty", "kl"),
         ("round_fractions", (1.0, 0.5)),
         ("round_fractions", (0.5,)),  # one fraction for two epoch shares
@@ -126,9 +126,10 @@ def test_round_epoch_shares_are_validated():
 
 
 def test_boundary_values_are_accepted():
-    config = DUMMConfig(pixel_threshold=1.0, weight_levels=255, lambda_max=0.0, rampup_fraction=1.0, min_models=1)
-    assert config.pixel_threshold == 1.0 and config.weight_levels == 255
-    assert DUMMConfig(pixel_threshold=0.0, weight_levels=1, rampup_fraction=0.0).weight_levels == 1
+    config = DUMMConfig(pixel_threshold=1.0, pixel_keep_quantile=1.0, lambda_max=0.0, rampup_fraction=1.0,
+                        min_models=1)
+    assert config.pixel_threshold == 1.0 and config.pixel_keep_quantile == 1.0
+    assert DUMMConfig(pixel_threshold=0.0, rampup_fraction=0.0).pixel_threshold == 0.0
 
 
 def test_unknown_fields_in_from_dict_raise():
@@ -150,6 +151,43 @@ def test_unknown_teacher_field_raises():
     d["teachers"][0]["fold"] = [0]
     with pytest.raises((TypeError, ValueError)):
         DUMMConfig.from_dict(d)
+
+
+# --- the recommended default, the paper's setting, configs of earlier versions --------------------------------
+
+
+def test_the_default_is_the_class_quantile_mask_and_the_paper_config_the_fixed_one():
+    assert DUMMConfig().pixel_threshold_mode is PixelThreshold.CLASS_QUANTILE
+    assert DUMMConfig().pixel_keep_quantile == 0.9
+    assert PAPER_CONFIG.pixel_threshold_mode is PixelThreshold.FIXED and PAPER_CONFIG.pixel_threshold == 0.1
+    assert PAPER_CONFIG.method_differs(DUMMConfig()) == ["pixel_threshold_mode"]
+
+
+# dumm_config.json of a fold trained by nnunet_dumm 0.1 with nnUNetTrainerDUMM (the paper's setting then)
+CONFIG_OF_0_1 = {
+    "teachers": [{"trainer": "nnUNetTrainer", "plans": None, "configuration": None, "folds": None,
+                  "checkpoint": "checkpoint_final.pth", "model_folder": None}],
+    "min_models": 2, "leak_free_validation": False, "use_mirroring": True, "pixel_uncertainty": "entropy",
+    "pixel_weighting": "mask", "pixel_threshold": 0.1, "pixel_threshold_mode": "fixed", "pixel_keep_quantile": 0.9,
+    "weight_levels": 8, "sample_uncertainty": "dice", "round_fractions": [0.5, 1.0], "round_epoch_shares": [1.0, 1.0],
+    "student_joins_ensemble": True, "student_weight": 1.0, "unlabeled_batch_ratio": 1.0,
+    "unlabeled_oversample_foreground": 0.0, "copy_paste": False, "copy_paste_box": 0.6666666666666666,
+    "student_init": "scratch", "consistency_weight": 0.0, "consistency_threshold": 0.95, "schedule_factor": 1.0,
+    "lambda_max": 1.0, "rampup_fraction": 0.2,
+}
+
+
+def test_a_config_saved_by_the_previous_version_loads_as_the_papers(tmp_path):
+    (tmp_path / "dumm_config.json").write_text(json.dumps(CONFIG_OF_0_1))
+    assert DUMMConfig.load(tmp_path / "dumm_config.json") == PAPER_CONFIG
+
+
+@pytest.mark.parametrize(("field", "value"), [("copy_paste", True), ("consistency_weight", 1.0),
+                                               ("schedule_factor", 2.0), ("student_init", "teacher"),
+                                               ("pixel_weighting", "soft"), ("sample_uncertainty", "dice_fg")])
+def test_a_config_that_used_a_removed_lever_names_it(field, value):
+    with pytest.raises(LegacyConfigError, match=f"{field}={value!r}.*removed.*git checkout"):
+        DUMMConfig.from_dict({**CONFIG_OF_0_1, field: value})
 
 
 # --- replace_teacher_trainers ---------------------------------------------------------------------------------
@@ -204,36 +242,56 @@ def test_pseudo_label_has_one_round_and_no_pum_keeps_rounds(variants):
     assert variants.nnUNetTrainerDUMM_noPUM.dumm_config.schedule.num_rounds == 2
 
 
-def test_presets_cover_every_arm_and_budget(variants):
-    # every arm on the named budgets and the proxy, candidate proxy and GPU-window budgets; stock alone on the rest
-    # of the learning curve's
-    proxy_budgets = set(variants.PROXY_BUDGETS.values())
-    stock_only = {name for name in variants.BUDGETS if name.endswith("it")} - proxy_budgets - {"5000it"} \
-        - set(variants.CANDIDATE_PROXY_BUDGETS)
-    expected = {
-        f"{'nnUNetTrainerStock' if arm is variants.nnUNetTrainer else arm.__name__}_{budget}"
-        for arm in variants.ARMS
-        for budget in variants.BUDGETS
-        if budget not in stock_only or arm is variants.nnUNetTrainer
-    } | {f"{lever.__name__}_{budget}" for lever in variants.LEVERS for budget in ("test", *proxy_budgets)}
-    assert set(variants.PRESETS) == expected
-    for name, preset in variants.PRESETS.items():
+def test_the_variants_are_variants_of_the_recommended_method(variants):
+    base = variants.nnUNetTrainerDUMM.dumm_config
+    for name in ("nnUNetTrainerDUMM_noSUS", "nnUNetTrainerDUMM_noMask", "nnUNetTrainerDUMM_leakFree"):
+        assert getattr(variants, name).dumm_config.pixel_threshold_mode is base.pixel_threshold_mode, name
+    assert variants.nnUNetTrainerDUMM_paper.dumm_config == PAPER_CONFIG
+
+
+def test_the_package_ships_the_trainers_users_pick():
+    # every class nnU-Net's lookup finds in the package's extTrainer folder has a row in the README's table
+    import re
+    from pathlib import Path
+
+    from nnunet_dumm import trainers
+
+    readme = Path(__file__).resolve().parents[1].joinpath("README.md").read_text().splitlines()
+    names = {m.group(1) for line in readme if (m := re.match(r"\| `(nnUNetTrainer\w+)`", line))}
+    assert set(trainers.__all__) <= names, set(trainers.__all__) - names
+    assert len(trainers.__all__) <= 15
+
+
+@pytest.fixture(scope="module")
+def benchmark_trainers():
+    from benchmarks import trainers
+
+    return trainers
+
+
+def test_benchmark_presets_cover_every_arm_and_budget(benchmark_trainers):
+    from nnunet_dumm.trainers import budget as package_presets
+
+    shipped = {n for n in package_presets.__all__ if n.endswith("_demo")}
+    expected = {f"{'nnUNetTrainerStock' if arm.__name__ == 'nnUNetTrainer' else arm.__name__}_{budget}"
+                for arm in benchmark_trainers.ARMS for budget in benchmark_trainers.BUDGETS} - shipped
+    assert set(benchmark_trainers.PRESETS) == expected
+    for name, preset in benchmark_trainers.PRESETS.items():
         assert preset.__name__ == name
-        assert getattr(variants, name) is preset
-        assert preset.budget == variants.BUDGETS[name.rsplit("_", 1)[1]]
+        assert getattr(benchmark_trainers, name) is preset
+        assert preset.budget == benchmark_trainers.BUDGETS[name.rsplit("_", 1)[1]]
 
 
-def test_dumm_presets_use_teachers_of_the_same_budget(variants):
-    dumm_presets = {n: p for n, p in variants.PRESETS.items() if issubclass(p, variants.nnUNetTrainerDUMM)}
+def test_dumm_presets_use_teachers_of_the_same_budget(benchmark_trainers):
+    from nnunet_dumm.trainers import budget, nnUNetTrainerDUMM
+
+    presets = {**benchmark_trainers.PRESETS, **{n: getattr(budget, n) for n in budget.__all__ if n.endswith("_demo")}}
+    dumm_presets = {n: p for n, p in presets.items() if issubclass(p, nnUNetTrainerDUMM)}
     assert dumm_presets
     for name, preset in dumm_presets.items():
-        arm_name, budget = name.rsplit("_", 1)
-        arm = getattr(variants, arm_name)
-        assert issubclass(preset, arm)
-        # stock teachers, except a second generation's: the DUMM folds of the same budget
-        teacher = f"nnUNetTrainerDUMM_{budget}" if arm is variants.nnUNetTrainerDUMM_gen2 else \
-            f"nnUNetTrainerStock_{budget}"
-        assert teacher in variants.PRESETS
+        arm = preset.__bases__[-1]
+        teacher = f"nnUNetTrainerStock_{preset.budget.name}"
+        assert teacher in presets
         assert all(t.trainer == teacher for t in preset.dumm_config.teachers), name
         # only the teachers' trainer changes
         assert dataclasses.replace(preset.dumm_config, teachers=arm.dumm_config.teachers) == arm.dumm_config

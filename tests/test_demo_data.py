@@ -173,11 +173,11 @@ def test_cli_requires_a_folder(monkeypatch: pytest.MonkeyPatch) -> None:
         main(["--num-unlabeled", "0"])
 
 
-def test_demo_refuses_a_student_without_a_preset_of_its_budget_before_writing_anything(tmp_path, capsys):
+def test_demo_refuses_a_student_without_a_demo_preset_before_writing_anything(tmp_path, capsys):
     from nnunet_dumm.cli import demo_entry
 
     with pytest.raises(SystemExit):
-        demo_entry(["-o", str(tmp_path / "demo"), "-tr", "nnUNetTrainerDUMM_fgSUS"])
+        demo_entry(["-o", str(tmp_path / "demo"), "-tr", "nnUNetTrainerDUMM_noMask"])
     error = capsys.readouterr().err
-    assert "no 'demo' preset of 'nnUNetTrainerDUMM_fgSUS'" in error and "nnUNetTrainerDUMM_noMask" in error
+    assert "invalid choice: 'nnUNetTrainerDUMM_noMask'" in error and "nnUNetTrainerDUMM_paper" in error
     assert not (tmp_path / "demo").exists()

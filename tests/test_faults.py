@@ -78,12 +78,12 @@ def test_damaged_preprocessed_case_is_found_and_redone(unlabeled_copy, damage):
     rerun = run_console_script(command)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert f"{victim}: damaged" in rerun.stdout
-    assert "1 new" in rerun.stdout
+    assert "0 new, 1 preprocessed again" in rerun.stdout
     assert _files(folder) == _files(reference)
 
 
 def test_damaged_pseudo_label_entry_is_named_on_read_and_recomputed(pipeline, tmp_path):
-    from nnunet_dumm.pseudo_labels import CorruptCacheEntry, PseudoLabelCache
+    from nnunet_dumm.cache import CorruptCacheEntry, PseudoLabelCache
 
     (cache_folder,) = (pipeline["preprocessed"] / "dumm_pseudo_labels").iterdir()
     reference = tmp_path / "reference"
@@ -107,8 +107,8 @@ def test_damaged_pseudo_label_entry_is_named_on_read_and_recomputed(pipeline, tm
 def test_disk_full_during_the_pass_stops_clearly_and_a_rerun_resumes(pipeline, tmp_path, monkeypatch):
     import blosc2
 
+    from nnunet_dumm.cache import PseudoLabelCache
     from nnunet_dumm.cli import pseudo_label_entry
-    from nnunet_dumm.pseudo_labels import PseudoLabelCache
 
     (cache_folder,) = (pipeline["preprocessed"] / "dumm_pseudo_labels").iterdir()
     reference = tmp_path / "reference"
@@ -118,7 +118,7 @@ def test_disk_full_during_the_pass_stops_clearly_and_a_rerun_resumes(pipeline, t
 
         def full_disk_after_four_cases(*args, **kwargs):
             calls.append(1)
-            if len(calls) == 13:  # three arrays per case: the fifth case's first array
+            if len(calls) == 9:  # two arrays per case (maps, means): the fifth case's first array
                 raise OSError(errno.ENOSPC, "No space left on device")
             return real(*args, **kwargs)
 

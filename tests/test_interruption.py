@@ -73,7 +73,7 @@ def test_sigkill_during_unlabeled_preprocessing_then_rerun_gives_identical_files
         rerun = run_console_script(["nnUNetv2_dumm_preprocess_unlabeled", "-d", "950", "-c", "2d"])
         assert rerun.returncode == 0, rerun.stderr[-2000:]
         redone = TINY_SPEC.num_unlabeled - 1
-        assert f"{redone} new: {redone} preprocessed here; 1 already done" in rerun.stdout
+        assert f"{redone} new, 0 preprocessed again: {redone} preprocessed here; 1 already done" in rerun.stdout
         assert _files(folder) == _files(reference)
     finally:  # the other tests get the original files back whatever happened here
         shutil.rmtree(folder, ignore_errors=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import TINY_SPEC, run_console_script
+from tests.conftest import TINY_SPEC, run_console_script, user_env
 
 
 def test_demo_reports_both_arms(pipeline):
@@ -34,13 +33,15 @@ def test_student_folder_is_an_nnunet_model_folder(pipeline):
     for name in ("plans.json", "dataset.json", "dataset_fingerprint.json"):
         assert (pipeline["student"] / name).is_file()
     checkpoint = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
-    assert checkpoint["trainer_name"] == "nnUNetTrainerDUMM_test"
+    # stock nnU-Net's class builds the student's network: plain nnU-Net predicts with it (see test_deploy)
+    assert checkpoint["trainer_name"] == "nnUNetTrainer"
+    assert checkpoint["dumm_trainer_name"] == "nnUNetTrainerDUMM_test"
     assert set(checkpoint["init_args"]) == {"plans", "configuration", "fold", "dataset_json", "device"}
 
 
 def test_config_metrics_and_ranking_are_written(pipeline):
+    from benchmarks.trainers import BUDGETS
     from nnunet_dumm.config import DUMMConfig
-    from nnunet_dumm.trainers.variants import BUDGETS
 
     fold = pipeline["student"] / "fold_0"
     config = DUMMConfig.load(fold / "dumm_config.json")
@@ -123,7 +124,7 @@ def test_resume_from_a_periodic_checkpoint_in_round_two_reuses_the_rounds_labels
     from nnunetv2.run.run_training import run_training
 
     import nnunet_dumm.trainers.dumm as dumm
-    from nnunet_dumm.trainers.variants import nnUNetTrainerDUMM_test
+    from benchmarks.trainers import nnUNetTrainerDUMM_test
 
     monkeypatch.setattr(nnUNetTrainerDUMM_test, "budget",
                         dataclasses.replace(nnUNetTrainerDUMM_test.budget, save_every=1))
@@ -156,12 +157,38 @@ def test_resume_with_another_config_is_refused(pipeline, monkeypatch):
 
     from nnunetv2.run.run_training import run_training
 
-    from nnunet_dumm.trainers import variants
+    from benchmarks import trainers as variants
 
     trainer = variants.nnUNetTrainerDUMM_test
     monkeypatch.setattr(trainer, "dumm_config", dataclasses.replace(trainer.dumm_config, pixel_threshold=0.5))
     with pytest.raises(RuntimeError, match="another DUMM config"):
         run_training("950", "2d", 0, "nnUNetTrainerDUMM_test", continue_training=True, device=torch.device("cpu"))
+
+
+def test_resuming_a_fold_trained_under_the_old_meaning_is_refused_with_what_to_run(pipeline):
+    """A fold that nnunet_dumm 0.1 trained as nnUNetTrainerDUMM (the paper's fixed mask) and a user resumes with
+    --c under the name's new meaning (the class-quantile mask): refused, naming the change and both ways on."""
+    from nnunetv2.run.run_training import run_training
+
+    from tests.test_config import CONFIG_OF_0_1
+
+    fold = pipeline["student"] / "fold_0"
+    config_file = fold / "dumm_config.json"
+    saved = config_file.read_text()
+    legacy = {**CONFIG_OF_0_1, "teachers": [{**CONFIG_OF_0_1["teachers"][0], "trainer": "nnUNetTrainerStock_test"}]}
+    config_file.write_text(json.dumps(legacy))
+    try:
+        with pytest.raises(RuntimeError) as error:
+            run_training("950", "2d", 0, "nnUNetTrainerDUMM_test", continue_training=True,
+                         device=torch.device("cpu"))
+    finally:
+        config_file.write_text(saved)
+    message = str(error.value)
+    assert "pixel_threshold_mode 'fixed' -> 'class_quantile'" in message
+    assert "nnunet_dumm 0.2.0" in message
+    assert f"rename {pipeline['student']} to nnUNetTrainerDUMM_paper_test__nnUNetPlans__2d" in message
+    assert "-tr nnUNetTrainerDUMM_paper_test -p nnUNetPlans --c" in message
+    assert f"delete {fold}" in message
 
 
 def test_diagnostics_against_true_labels_are_written(pipeline):
@@ -170,14 +197,19 @@ def test_diagnostics_against_true_labels_are_written(pipeline):
         diagnostics = json.loads((fold / f"dumm_diagnostics_round{round_number}.json").read_text())
         assert diagnostics["num_cases"] == num_cases
         assert 0 <= diagnostics["pseudo_label_dice_mean"] <= 1
-        assert set(diagnostics["pixel_accuracy"]) == {"kl", "variance", "entropy", "vote"}
-        assert set(diagnostics["spearman_U_vs_error"]) == {"dust", "dice", "dice_fg", "entropy"}
+        # the cache keeps the trainer's pixel measure only; round 2's entries (student added to the teachers' mean
+        # softmax) hold the sample measure that needs nothing else
+        assert set(diagnostics["pixel_accuracy"]) == {"entropy"}
+        spearman = diagnostics["spearman_U_vs_error"]
+        assert {m for m, rho in spearman.items() if rho is not None} == \
+            ({"dust", "dice", "entropy"} if round_number == 1 else {"entropy"})
+        assert set(diagnostics["pseudo_label_dice_per_class"]) == {"myocardium", "blood_pool", "right_ventricle"}
         assert (fold / f"dumm_diagnostics_round{round_number}.png").stat().st_size > 10_000
 
 
 def test_missing_teachers_stop_with_the_commands_that_train_them(pipeline):
     from nnunet_dumm.config import TeacherSpec
-    from nnunet_dumm.pseudo_labels import TeacherModelsMissing, resolve_teacher_folds
+    from nnunet_dumm.teachers import TeacherModelsMissing, resolve_teacher_folds
 
     with pytest.raises(TeacherModelsMissing) as error:
         resolve_teacher_folds([TeacherSpec(trainer="nnUNetTrainerStock_test")], "Dataset950_DUMMDemo", "nnUNetPlans",
@@ -190,7 +222,6 @@ def test_missing_teachers_stop_with_the_commands_that_train_them(pipeline):
 
 def test_sharded_killed_and_resumed_pass_equals_the_trainers_pass(pipeline, tmp_path):
     """Two shards, one SIGKILLed mid-pass and rerun, then --merge: the same pseudo-labels and ranking (CPU)."""
-    import shutil
     import time
 
     bin_dir = Path(sys.executable).parent
@@ -199,7 +230,7 @@ def test_sharded_killed_and_resumed_pass_equals_the_trainers_pass(pipeline, tmp_
     shutil.move(cache, reference)
     command = [bin_dir / "nnUNetv2_dumm_pseudo_label", "-d", "950", "-c", "2d", "-tr", "nnUNetTrainerDUMM_test",
                "-device", "cpu", "-num_parts", "2"]
-    env = {**os.environ, "nnUNet_extTrainer": ""}
+    env = user_env()
     job = subprocess.Popen([*command, "-part_id", "0"], env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
@@ -215,7 +246,7 @@ def test_sharded_killed_and_resumed_pass_equals_the_trainers_pass(pipeline, tmp_
     # every cache file byte for byte: arrays, the entries' properties and the cache's key record
     assert {p.name: p.read_bytes() for p in reference.iterdir() if p.is_file()} == {
         p.name: p.read_bytes() for p in cache.iterdir() if p.is_file()}
-    from nnunet_dumm.pseudo_labels import PseudoLabelCache
+    from nnunet_dumm.cache import PseudoLabelCache
     from nnunet_dumm.selection import rank_cases
 
     cases = [p.stem for p in cache.glob("*.pkl")]
@@ -250,7 +281,7 @@ def test_incompatible_teachers_are_refused_naming_the_folder(pipeline, tmp_path,
     """Teachers trained on other labels or another preprocessing would label the student's data wrongly."""
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    from nnunet_dumm.pseudo_labels import TeacherModelsIncompatible, load_teacher_members
+    from nnunet_dumm.teachers import TeacherModelsIncompatible, load_teacher_members
 
     teacher = tmp_path / "teacher"
     (teacher / "fold_0").mkdir(parents=True)
@@ -275,7 +306,7 @@ def test_training_a_fold_again_from_scratch_never_reuses_the_earlier_students_la
     even one that an interrupted run left incomplete."""
     from nnunetv2.run.run_training import run_training
 
-    trainer = "nnUNetTrainerDUMM_fgSUS_test"
+    trainer = "nnUNetTrainerDUMM_paper_test"
     caches = pipeline["student"].parent / f"{trainer}__nnUNetPlans__2d" / "fold_0" / "dumm_pseudo_labels"
     run_training("950", "2d", 0, trainer, device=torch.device("cpu"))
     (first,) = caches.glob("round2_*")
@@ -285,26 +316,3 @@ def test_training_a_fold_again_from_scratch_never_reuses_the_earlier_students_la
     (second,) = caches.glob("round2_*")
     assert second.name != first.name
     assert len(list(second.glob("*.pkl"))) == TINY_SPEC.num_unlabeled
-
-
-def test_a_second_generation_learns_from_the_dumm_folds(pipeline, tmp_path):
-    """nnUNetTrainerDUMM_gen2: the fold models of a finished DUMM run label the pool again, in a cache of their own,
-    and teach a new student that stock nnU-Net predicts with."""
-    from nnunetv2.run.run_training import run_training
-
-    if not (pipeline["student"] / "fold_1" / "checkpoint_final.pth").is_file():  # two DUMM folds at least
-        run_training("950", "2d", 1, "nnUNetTrainerDUMM_test", device=torch.device("cpu"))
-    run_training("950", "2d", 0, "nnUNetTrainerDUMM_gen2_test", device=torch.device("cpu"))
-    passes = {f.parent: tuple(m["model"] for m in json.loads(f.read_text())["models"])
-              for f in (pipeline["preprocessed"] / "dumm_pseudo_labels").glob("*/sources.json")}
-    (second_generation,) = [folder for folder, models in passes.items() if pipeline["student"].name in models]
-    assert len(passes[second_generation]) >= 2
-    assert set(passes[second_generation]) == {pipeline["student"].name}  # the DUMM folds alone, no stock teacher
-    assert ("nnUNetTrainerStock_test__nnUNetPlans__2d",) * 2 in passes.values()  # the first generation's pass stays
-    shutil.rmtree(second_generation)  # the other tests expect the first generation's cache alone
-    output = tmp_path / "gen2"
-    result = run_console_script(["nnUNetv2_predict", "-i", str(pipeline["raw"] / "imagesTs"), "-o", str(output),
-                                 "-d", "950", "-c", "2d", "-tr", "nnUNetTrainerDUMM_gen2_test", "-f", "0",
-                                 "-device", "cpu", "-npp", "1", "-nps", "1"])
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert len(list(output.glob("*.nii.gz"))) == TINY_SPEC.num_test

@@ -55,7 +55,7 @@ def test_two_folds_started_together_split_the_shared_work(pipeline, without_shar
         assert job.returncode == 0, stderr[-3000:]
     student = pipeline["student"].parent / "nnUNetTrainerDUMM_noSUS_test__nnUNetPlans__2d"
     # every unlabeled case was preprocessed once and labelled once, by one of the two processes
-    here = [int(m) for stdout, _ in outputs for m in re.findall(r"new: (\d+) preprocessed here", stdout)]
+    here = [int(m) for stdout, _ in outputs for m in re.findall(r"again: (\d+) preprocessed here", stdout)]
     assert len(here) == 2 and sum(here) == TINY_SPEC.num_unlabeled
     labelled = [int(m) for fold in (0, 1) for m in re.findall(
         r"pseudo-labels: (\d+) cases in", next((student / f"fold_{fold}").glob("training_log_*.txt")).read_text())]

@@ -105,7 +105,7 @@ def test_the_trainer_used_the_pass_of_the_console_script(trained):
 def test_cache_entries_have_the_preprocessed_geometry_and_class_locations(trained):
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    from nnunet_dumm.pseudo_labels import PseudoLabelCache
+    from nnunet_dumm.cache import PseudoLabelCache
     from nnunet_dumm.unlabeled import load_preprocessed_image, unlabeled_preprocessed_folder
 
     setup = trained["setup"]
@@ -129,8 +129,8 @@ def test_diagnostics_leave_ignore_pixels_out(trained):
     setup = trained["setup"]
     if not setup.spec.ignore_label:
         pytest.skip("no ignore label in this setup")
+    from nnunet_dumm.cache import PseudoLabelCache
     from nnunet_dumm.diagnostics import foreground_dice
-    from nnunet_dumm.pseudo_labels import PseudoLabelCache
     from nnunet_dumm.unlabeled import TRUE_LABELS_SUBFOLDER, unlabeled_preprocessed_folder
 
     fold = trained["student"] / "fold_0"
@@ -151,7 +151,7 @@ def test_diagnostics_leave_ignore_pixels_out(trained):
 def test_cascade_is_refused_with_what_to_use_instead(planned):
     from batchgenerators.utilities.file_and_folder_operations import load_json
 
-    from nnunet_dumm.trainers.variants import nnUNetTrainerDUMM_test
+    from benchmarks.trainers import nnUNetTrainerDUMM_test
 
     preprocessed = Path(os.environ["nnUNet_preprocessed"]) / "Dataset950_DUMMDemo"
     plans = load_json(str(preprocessed / "nnUNetPlans.json"))

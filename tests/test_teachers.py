@@ -1,5 +1,6 @@
-"""Which teacher checkpoints a student uses: every fold on disk by default, and for leak-free validation only the
-folds that never trained on the student fold's validation cases (from the dataset's ``splits_final.json``)."""
+"""Which teacher checkpoints a student uses: every cross-validation fold by default (all of them trained), every
+fold on disk of a model folder, and for leak-free validation only the folds that never trained on the student
+fold's validation cases (from the dataset's ``splits_final.json``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import pytest
 
 from nnunet_dumm.config import TeacherSpec
-from nnunet_dumm.pseudo_labels import TeacherModelsMissing, resolve_teacher_folds
+from nnunet_dumm.teachers import TeacherModelsMissing, resolve_teacher_folds
 
 DATASET = "Dataset990_Teachers"
 CASES = [f"case_{i}" for i in range(10)]
@@ -62,3 +63,49 @@ def test_leak_free_with_too_few_clean_teachers_says_why(teachers):
     with pytest.raises(TeacherModelsMissing, match="leak-free validation leaves 1 teacher"):
         resolve_teacher_folds([spec], DATASET, "nnUNetPlans", "2d", min_models=2,
                               student_validation_cases=set(splits[0]["val"]))
+
+
+@pytest.fixture
+def two_of_five(tmp_path, monkeypatch):
+    """A stock run (looked up by trainer name) with folds 0 and 1 trained, fold 2 still training (a
+    checkpoint_latest.pth only), folds 3 and 4 not started, and the dataset's 5-fold splits."""
+    import nnunetv2.paths
+
+    preprocessed = tmp_path / "preprocessed" / DATASET
+    preprocessed.mkdir(parents=True)
+    splits = [{"train": [c for j, c in enumerate(CASES) if j // 2 != k], "val": CASES[2 * k:2 * k + 2]}
+              for k in range(5)]
+    (preprocessed / "splits_final.json").write_text(json.dumps(splits))
+    monkeypatch.setattr(nnunetv2.paths, "nnUNet_preprocessed", str(tmp_path / "preprocessed"))
+    monkeypatch.setenv("nnUNet_results", str(tmp_path / "results"))
+    folder = tmp_path / "results" / DATASET / "nnUNetTrainer__nnUNetPlans__2d"
+    for fold, checkpoint in ((0, "checkpoint_final.pth"), (1, "checkpoint_final.pth"), (2, "checkpoint_latest.pth")):
+        (folder / f"fold_{fold}").mkdir(parents=True)
+        (folder / f"fold_{fold}" / checkpoint).write_bytes(b"")
+    return splits
+
+
+def test_two_of_five_default_teachers_are_refused_with_the_commands_for_the_rest(two_of_five):
+    with pytest.raises(TeacherModelsMissing) as error:
+        resolve_teacher_folds([TeacherSpec()], DATASET, "nnUNetPlans", "2d", min_models=2)
+    message = str(error.value)
+    assert "fold 2 (still training, or interrupted: checkpoint_latest.pth only), fold 3, fold 4 have no" in message
+    assert "found 2" in message
+    for fold in (2, 3, 4):
+        assert f"nnUNetv2_train {DATASET} 2d {fold} -tr nnUNetTrainer -p nnUNetPlans" in message
+    assert f"nnUNetv2_train {DATASET} 2d 0" not in message
+
+
+def test_explicit_folds_take_those_on_disk(two_of_five):
+    found = resolve_teacher_folds([TeacherSpec(folds=(0, 1, 2))], DATASET, "nnUNetPlans", "2d", min_models=2)
+    assert [fold for _, fold, _ in found] == [0, 1]
+
+
+def test_leak_free_needs_only_the_teacher_of_its_fold(two_of_five):
+    splits = two_of_five
+    found = resolve_teacher_folds([TeacherSpec()], DATASET, "nnUNetPlans", "2d", min_models=1,
+                                  student_validation_cases=set(splits[1]["val"]))
+    assert [fold for _, fold, _ in found] == [1]
+    with pytest.raises(TeacherModelsMissing, match=f"nnUNetv2_train {DATASET} 2d 3 -tr nnUNetTrainer"):
+        resolve_teacher_folds([TeacherSpec()], DATASET, "nnUNetPlans", "2d", min_models=1,
+                              student_validation_cases=set(splits[3]["val"]))

@@ -192,31 +192,14 @@ U = torch.tensor([0.0, 0.125, 0.25, 0.375, 0.5, 1.0])
 
 
 def test_mask_keeps_exactly_pixels_at_or_below_threshold():
-    w = pixel_weights(U, PixelWeighting.MASK, threshold=0.25, num_classes=4)
+    w = pixel_weights(U, PixelWeighting.MASK, threshold=0.25)
     assert w.dtype == torch.float32
     torch.testing.assert_close(w, torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0, 0.0]))
 
 
-def test_soft_weight_is_exp_of_minus_u_in_nats():
-    num_classes = 4
-    w = pixel_weights(U, "soft", threshold=0.25, num_classes=num_classes)
-    torch.testing.assert_close(w, torch.exp(-U * math.log(num_classes)))
-    assert w[0].item() == pytest.approx(1.0)
-    assert w[-1].item() == pytest.approx(1 / num_classes)
-    assert w[4].item() == pytest.approx(1 / math.sqrt(num_classes))  # u = 0.5 -> C^(-1/2)
-
-
-def test_mask_and_soft_is_the_product():
-    mask = pixel_weights(U, "mask", threshold=0.25, num_classes=3)
-    soft = pixel_weights(U, "soft", threshold=0.25, num_classes=3)
-    both = pixel_weights(U, "mask_and_soft", threshold=0.25, num_classes=3)
-    torch.testing.assert_close(both, mask * soft)
-    assert both[:3].gt(0).all() and both[3:].eq(0).all()
-
-
 def test_no_weighting_gives_ones():
     u = torch.rand(3, 4, 5)
-    w = pixel_weights(u, PixelWeighting.NONE, threshold=0.0, num_classes=2)
+    w = pixel_weights(u, PixelWeighting.NONE, threshold=0.0)
     assert w.shape == u.shape and w.dtype == torch.float32
     assert torch.equal(w, torch.ones(3, 4, 5))
 
@@ -228,7 +211,7 @@ def test_enum_strings_are_accepted_like_members():
     probs = random_probs(3, 3, (4, 4), seed=5)
     torch.testing.assert_close(pixel_uncertainty(probs, "kl"), pixel_uncertainty(probs, PixelUncertainty.KL))
     assert sample_uncertainty(probs, "dust") == sample_uncertainty(probs, SampleUncertainty.DUST)
-    torch.testing.assert_close(pixel_weights(U, "mask", 0.25, 3), pixel_weights(U, PixelWeighting.MASK, 0.25, 3))
+    torch.testing.assert_close(pixel_weights(U, "mask", 0.25), pixel_weights(U, PixelWeighting.MASK, 0.25))
 
 
 def test_invalid_option_strings_raise_value_error():
@@ -238,4 +221,4 @@ def test_invalid_option_strings_raise_value_error():
     with pytest.raises(ValueError):
         sample_uncertainty(probs, "kl")  # a pixel measure, not a sample measure
     with pytest.raises(ValueError):
-        pixel_weights(U, "hard", threshold=0.1, num_classes=2)
+        pixel_weights(U, "soft", threshold=0.1)  # removed in 0.2.0

@@ -180,3 +180,101 @@ def test_find_unlabeled_cases_lists_channel_files(planned):
     cases = find_unlabeled_cases(planned)
     assert len(cases) == TINY_SPEC.num_unlabeled
     assert all(len(files) == 1 and files[0].endswith("_0000.nii.gz") for files in cases.values())
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # a partial copy, as `head -c` makes
+
+
+def _flip_stored_crc(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-8] ^= 0x01  # a bit of the CRC-32 in gzip's trailer: the data still inflate, only the check can tell
+    path.write_bytes(bytes(data))
+
+
+def test_truncated_and_bit_flipped_gzip_images_are_each_named_and_nothing_is_written(bad_dataset):
+    """SimpleITK reads a truncated .nii.gz as an image padded with zeros and never compares the gzip CRC."""
+    truncated = bad_dataset / "imagesUnlabeled" / "demo_ul_002_0000.nii.gz"
+    flipped = bad_dataset / "imagesUnlabeled" / "demo_ul_005_0000.nii.gz"
+    _truncate(truncated)
+    _flip_stored_crc(flipped)
+    with pytest.raises(UnlabeledDataError) as error:
+        preprocess_unlabeled(951, "2d", verbose=False)
+    assert f"{truncated}: truncated gzip stream" in str(error.value)
+    assert f"{flipped}: CRC-32 mismatch" in str(error.value)
+    assert "2 unlabeled input files failed" in str(error.value)
+    assert not unlabeled_preprocessed_folder("Dataset951_Bad", "nnUNetPlans_2d").exists()
+
+
+def test_a_damaged_true_label_is_named(bad_dataset):
+    label = bad_dataset / "labelsUnlabeled" / "demo_ul_003.nii.gz"
+    _truncate(label)
+    with pytest.raises(UnlabeledDataError, match=f"{label}: truncated gzip stream"):
+        preprocess_unlabeled(951, "2d", verbose=False)
+
+
+def test_a_finished_case_whose_raw_image_is_damaged_later_is_named_and_removed(bad_dataset):
+    folder = preprocess_unlabeled(951, "2d", verbose=False)
+    victim = bad_dataset / "imagesUnlabeled" / "demo_ul_004_0000.nii.gz"
+    _truncate(victim)
+    with pytest.raises(UnlabeledDataError, match=f"{victim}: truncated gzip stream"):
+        preprocess_unlabeled(951, "2d", verbose=False)
+    assert not list(folder.rglob("demo_ul_004*"))  # nothing of the old, now unfounded case is left
+    assert len(completed_cases(folder)) == TINY_SPEC.num_unlabeled - 1
+
+
+def test_a_replaced_image_and_true_labels_added_later_are_used_on_rerun(bad_dataset, capsys):
+    from nnunet_dumm.unlabeled import TRUE_LABELS_SUBFOLDER, load_preprocessed_image
+
+    images, labels = bad_dataset / "imagesUnlabeled", bad_dataset / "labelsUnlabeled"
+    shutil.move(labels, bad_dataset / "labels_not_yet")
+    folder = preprocess_unlabeled(951, "2d", verbose=False)
+    assert not (folder / TRUE_LABELS_SUBFOLDER).exists()
+
+    shutil.copy(images / "demo_ul_007_0000.nii.gz", images / "demo_ul_001_0000.nii.gz")  # a fixed image
+    shutil.move(bad_dataset / "labels_not_yet", labels)
+    (labels / "demo_ul_002.nii.gz").unlink()
+    preprocess_unlabeled(951, "2d")
+    assert f"0 new, {TINY_SPEC.num_unlabeled - 1} preprocessed again" in capsys.readouterr().out
+    np.testing.assert_array_equal(load_preprocessed_image(folder, "demo_ul_001"),
+                                  load_preprocessed_image(folder, "demo_ul_007"))
+    true_labels = sorted(p.stem for p in (folder / TRUE_LABELS_SUBFOLDER).glob("*.npy"))
+    assert true_labels == sorted(set(completed_cases(folder)) - {"demo_ul_002"})
+
+    (labels / "demo_ul_003.nii.gz").unlink()  # a true label that disappears takes its preprocessed copy along
+    preprocess_unlabeled(951, "2d")
+    assert "0 new, 1 preprocessed again" in capsys.readouterr().out
+    assert not (folder / TRUE_LABELS_SUBFOLDER / "demo_ul_003.npy").exists()
+    preprocess_unlabeled(951, "2d")
+    assert "0 new, 0 preprocessed again" in capsys.readouterr().out
+
+
+def test_cases_preprocessed_before_raw_files_were_recorded_are_redone_once(bad_dataset, capsys):
+    from batchgenerators.utilities.file_and_folder_operations import load_pickle, write_pickle
+
+    folder = preprocess_unlabeled(951, "2d", verbose=False)
+    arrays = {p.name: p.read_bytes() for p in folder.glob("*.b2nd")}
+    for pickle in folder.glob("*.pkl"):
+        properties = load_pickle(str(pickle))
+        del properties["dumm_raw_files"]
+        write_pickle(properties, str(pickle))
+    preprocess_unlabeled(951, "2d")
+    assert f"0 new, {TINY_SPEC.num_unlabeled} preprocessed again" in capsys.readouterr().out
+    # the same bytes again: whatever was computed from them (pseudo-labels) stays valid
+    assert {p.name: p.read_bytes() for p in folder.glob("*.b2nd")} == arrays
+    preprocess_unlabeled(951, "2d")
+    assert "0 new, 0 preprocessed again" in capsys.readouterr().out
+
+
+def test_no_scratch_folder_is_left_after_a_run(bad_dataset):
+    folder = preprocess_unlabeled(951, "2d", verbose=False)
+    assert not list((folder / ".partial").glob("*"))
+
+
+def test_an_unreadable_true_label_is_named_before_anything_is_written(bad_dataset):
+    label = bad_dataset / "labelsUnlabeled" / "demo_ul_006.nii.gz"
+    label.write_bytes(b"not a nifti file")
+    with pytest.raises(UnlabeledDataError, match=f"{label}: cannot be read as a label map"):
+        preprocess_unlabeled(951, "2d", verbose=False)
+    assert not unlabeled_preprocessed_folder("Dataset951_Bad", "nnUNetPlans_2d").exists()

@@ -5,8 +5,8 @@ What it changes in nnU-Net's training loop:
   ranks the unlabeled cases and enters the SUS round of the current epoch;
 * ``on_train_epoch_start``: at a round boundary, saves a checkpoint (so a crash during the next pass resumes
   with the same student), regenerates pseudo-labels (the student may join the ensemble) and takes more cases;
-* ``train_step``: one forward pass on labeled + unlabeled patches; loss = nnU-Net's supervised loss
-  + lambda(t) * the uncertainty-weighted pseudo-label loss;
+* ``train_step``: nnU-Net's supervised loss on a labeled batch + lambda(t) * the masked pseudo-label loss on an
+  unlabeled batch, in two forward/backward passes whose gradients add up before one optimiser step;
 * ``on_train_epoch_end``: logs supervised/unlabeled losses, kept pixels, uncertainty, round, selection.
 The network, checkpoints and ``checkpoint_final.pth`` are nnU-Net's own, so stock ``nnUNetv2_predict`` and
 ``nnUNetv2_ensemble`` work on the results folder. The round is derived from the epoch, the ranking from the
@@ -20,6 +20,7 @@ import io
 import json
 import os
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 from typing import ClassVar
 
@@ -28,40 +29,32 @@ import torch
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.collate_outputs import collate_outputs
-from nnunetv2.utilities.helpers import empty_cache
+from nnunetv2.utilities.helpers import dummy_context, empty_cache
+from torch import autocast
 from torch import distributed as dist
 
-from nnunet_dumm.config import DUMMConfig, StudentInit
-from nnunet_dumm.consistency import strong_view
+from nnunet_dumm.cache import CacheContents, PseudoLabelCache, sources_key
+from nnunet_dumm.config import PAPER_CONFIG, DUMMConfig, LegacyConfigError
 from nnunet_dumm.dataloading import LabelMapDataset, build_unlabeled_loader
 from nnunet_dumm.diagnostics import plot_diagnostics, pseudo_label_diagnostics
-from nnunet_dumm.losses import (
-    LabeledPlusPseudoLabelLoss,
-    StrongViewTerm,
-    WeightedPseudoLabelLoss,
-    split_unlabeled_target,
-)
-from nnunet_dumm.mixing import paste_labeled_into_unlabeled
-from nnunet_dumm.pseudo_labels import (
+from nnunet_dumm.label_maps import PseudoLabelMaps, class_quantile_thresholds
+from nnunet_dumm.losses import WeightedPseudoLabelLoss
+from nnunet_dumm.pseudo_labels import class_location_keys, generate_pseudo_labels
+from nnunet_dumm.selection import rank_cases, unlabeled_loss_weight
+from nnunet_dumm.teachers import (
     EnsembleMember,
-    PseudoLabelCache,
-    PseudoLabelMaps,
     TeacherPass,
-    class_location_keys,
-    class_quantile_thresholds,
-    generate_pseudo_labels,
     load_teacher_members,
     member_from_network,
-    sources_key,
     teachers_that_saw,
 )
-from nnunet_dumm.selection import rank_cases, unlabeled_loss_weight
 from nnunet_dumm.uncertainty import PixelThreshold, SampleUncertainty
 from nnunet_dumm.unlabeled import (
     TRUE_LABELS_SUBFOLDER,
     completed_cases,
     load_preprocessed_image,
     preprocess_unlabeled,
+    preprocessed_fingerprint,
     preprocessed_shape,
     unlabeled_preprocessed_folder,
 )
@@ -90,7 +83,7 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         self.dumm_selection: list[str] = []
         self.dumm_round_stats: dict = {}
         self.unlabeled_loader = None
-        self.combined_loss: LabeledPlusPseudoLabelLoss | None = None
+        self.unlabeled_loss = None
 
     # ----------------------------------------------------------------------------------------- set-up
     def initialize(self):
@@ -99,14 +92,11 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
                 f"DUMM does not support cascaded configurations ('{self.configuration_name}' needs the "
                 f"'{self.configuration_manager.previous_stage_name}' stage's predictions of every unlabeled case); "
                 "train the student on 3d_fullres (or 2d) instead")
-        # before nnU-Net builds its learning-rate schedule over num_epochs
-        self.num_epochs = max(1, round(self.num_epochs * self.dumm_config.schedule_factor))
         super().initialize()
-        self.combined_loss = LabeledPlusPseudoLabelLoss(self.loss, self._build_unlabeled_loss())
+        self.unlabeled_loss = self._build_unlabeled_loss()
 
     def _build_unlabeled_loss(self):
-        loss = WeightedPseudoLabelLoss(self.dumm_config.weight_levels, self._masked_label,
-                                       self.configuration_manager.batch_dice, ddp=self.is_ddp)
+        loss = WeightedPseudoLabelLoss(self._masked_label, self.configuration_manager.batch_dice, ddp=self.is_ddp)
         if self.enable_deep_supervision:
             # the same scale weights as nnU-Net's supervised loss
             return DeepSupervisionWrapper(loss, self.loss.weight_factors)
@@ -123,16 +113,36 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
                                              self.configuration_manager.data_identifier)
 
     def _save_or_check_config(self) -> None:
+        """Saves the config beside the fold; a resumed fold must have been trained with the same one."""
         config_file = Path(self.output_folder) / CONFIG_FILE
-        config = self.dumm_config.to_dict()
-        if config_file.is_file():
-            saved = json.loads(config_file.read_text())
-            # a field added since the fold was saved takes its default, which is what that fold trained with
-            if DUMMConfig.from_dict(saved).to_dict() != config:
-                raise RuntimeError(f"{config_file}: this fold was trained with another DUMM config; start a new "
-                                   f"output folder or restore the config. Saved: {saved}; now: {config}")
-        else:
+        if not config_file.is_file():
             self.dumm_config.save(config_file)
+            return
+        try:
+            # a field added since the fold was saved takes its default, which is what that fold trained with
+            saved = DUMMConfig.load(config_file)
+        except LegacyConfigError as e:
+            raise RuntimeError(f"{config_file}: {e}") from None
+        if saved.to_dict() != self.dumm_config.to_dict():
+            raise RuntimeError(self._config_mismatch_message(saved, config_file))
+
+    def _config_mismatch_message(self, saved: DUMMConfig, config_file: Path) -> str:
+        now, name = self.dumm_config, self.__class__.__name__
+        changed = ", ".join(f"{field} {saved.to_dict()[field]!r} -> {now.to_dict()[field]!r}"
+                            for field in now.method_differs(saved)) or "teachers"
+        message = f"{config_file}: this fold was trained with another DUMM config ({changed})."
+        if saved.pixel_threshold_mode is PixelThreshold.FIXED and now.pixel_threshold_mode is not PixelThreshold.FIXED:
+            message += (" nnunet_dumm 0.2.0 moved nnUNetTrainerDUMM and its variants from the paper's fixed mask to "
+                        "the class-quantile mask and named the paper's setting nnUNetTrainerDUMM_paper (CHANGELOG.md).")
+        if not saved.method_differs(PAPER_CONFIG) and name.startswith("nnUNetTrainerDUMM"):
+            paper, model_folder = name.replace("nnUNetTrainerDUMM", "nnUNetTrainerDUMM_paper", 1), \
+                Path(self.output_folder_base)
+            message += (f" To continue the fold as it began, rename {model_folder} to "
+                        f"{model_folder.name.replace(name, paper, 1)} and run nnUNetv2_train "
+                        f"{self.plans_manager.dataset_name} {self.configuration_name} {self.fold} -tr {paper} "
+                        f"-p {self.plans_manager.plans_name} --c.")
+        return message + (f" To train it with {name} as it is now, delete {self.output_folder} and run "
+                          "nnUNetv2_train without --c.")
 
     def on_train_start(self):
         if self.plans_manager.get_label_manager(self.dataset_json).has_regions:
@@ -146,23 +156,11 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         self._barrier()
         cases = completed_cases(self.unlabeled_folder)
         teacher_cache = self._teacher_pass(cases)
-        if self.dumm_config.student_init is StudentInit.TEACHER and self.current_epoch == 0:
-            self._start_from_teacher()
         self.dumm_ranking = rank_cases(teacher_cache.sample_uncertainty(cases, self.dumm_config.sample_uncertainty))
         if self.local_rank == 0:
             self._write_ranking(teacher_cache)
         self._enter_round(self.dumm_config.schedule.round_at_epoch(self.current_epoch, self.num_epochs),
                           at_transition=False)
-
-    def _start_from_teacher(self) -> None:
-        """The student's weights from the teacher of its fold (the first teacher if that fold has none)."""
-        folds = self.dumm_teachers.folds
-        folder, fold, checkpoint = next((t for t in folds if str(t[1]) == str(self.fold)), folds[0])
-        weights = torch.load(folder / f"fold_{fold}" / checkpoint, map_location="cpu",
-                             weights_only=False)["network_weights"]
-        network = self.network.module if self.is_ddp else self.network
-        getattr(network, "_orig_mod", network).load_state_dict(weights)
-        self.print_to_log_file(f"DUMM: the student starts from {folder.name}/fold_{fold}/{checkpoint}")
 
     def _drop_metrics_from_current_epoch(self) -> None:
         # A run killed after its last checkpoint logged epochs that --c trains again (or, without any checkpoint,
@@ -193,13 +191,16 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
     def _load_unlabeled_image(self, case: str) -> np.ndarray:
         return load_preprocessed_image(self.unlabeled_folder, case)
 
+    def _image_fingerprint(self, case: str):
+        return preprocessed_fingerprint(self.unlabeled_folder, case)
+
     def _teacher_pass(self, cases: list[str]) -> PseudoLabelCache:
         """Pseudo-labels of every unlabeled case by the teachers: shared by all folds, computed once."""
         config = self.dumm_config
         validation = set(self.do_split()[1]) if self.fold != "all" else set()
-        self.dumm_teachers = TeacherPass.resolve(
-            config.teachers, config.min_models, config.use_mirroring, self.plans_manager, self.configuration_name,
-            self.preprocessed_dataset_folder_base, validation if config.leak_free_validation else None)
+        self.dumm_teachers = TeacherPass.resolve(config, self.plans_manager, self.configuration_name,
+                                                 self.preprocessed_dataset_folder_base,
+                                                 validation if config.leak_free_validation else None)
         leaking = teachers_that_saw(self.dumm_teachers.folds, validation, self.plans_manager.dataset_name)
         if leaking and self.local_rank == 0:
             self.print_to_log_file(
@@ -207,7 +208,7 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
                 f"cases ({', '.join(f'{f.name}/fold_{k}' for f, k, _ in leaking)}): this fold's validation Dice, "
                 "checkpoint_best and nnUNetv2_find_best_configuration are optimistic against stock folds. Test-set "
                 "predictions are unaffected; for honest cross-validation train nnUNetTrainerDUMM_leakFree.")
-        if not all(self.dumm_teachers.cache.intact(c) for c in cases):
+        if not all(self.dumm_teachers.cache.current(c, self._image_fingerprint(c)) for c in cases):
             self._run_pass(self._teacher_members(), cases, self.dumm_teachers.cache, self.dumm_teachers.sources)
             self._release_teachers()
         else:
@@ -224,13 +225,14 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         empty_cache(self.device)
 
     def _run_pass(self, members: list[EnsembleMember], cases: list[str], cache: PseudoLabelCache,
-                  sources: dict, base: PseudoLabelCache | None = None, member_weight: float = 1.0) -> None:
+                  sources: dict, base: PseudoLabelCache | None = None) -> None:
         num_parts, part_id = self._shard()
         generate_pseudo_labels(members, cases, self._load_unlabeled_image, cache, sources,
-                               class_location_keys(self.label_manager), base=base, member_weight=member_weight,
+                               class_location_keys(self.label_manager), base=base,
                                num_parts=num_parts, part_id=part_id, verbose=self.local_rank == 0,
                                log=self.print_to_log_file,
-                               case_shape=lambda case: preprocessed_shape(self.unlabeled_folder, case))
+                               case_shape=lambda case: preprocessed_shape(self.unlabeled_folder, case),
+                               case_image=self._image_fingerprint)
         self._barrier()
 
     def _student_member(self) -> EnsembleMember:
@@ -262,7 +264,7 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         else:
             sources = {"teachers": self.dumm_teachers.sources,
                        "student_weights_sha256": _state_dict_digest(student.window.network.state_dict()),
-                       "student_weight": self.dumm_config.student_weight}
+                       "contents": CacheContents.of_round(self.dumm_config, round_index).to_dict()}
             name = f"{round_name}_{sources_key(sources)}"
         if self.local_rank == 0:
             folder.mkdir(parents=True, exist_ok=True)
@@ -286,8 +288,7 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         if joins and not all(cache.done(c) for c in selection):
             self.set_deep_supervision_enabled(False)
             # the student is added to the teachers' cached statistics: the teachers do not run again
-            self._run_pass([student], selection, cache, sources, base=self.dumm_teachers.cache,
-                           member_weight=config.student_weight)
+            self._run_pass([student], selection, cache, sources, base=self.dumm_teachers.cache)
             self.set_deep_supervision_enabled(self.enable_deep_supervision)
             self.network.train()
         label_maps = self._label_maps(cache, selection)
@@ -300,8 +301,7 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         batch_size = max(1, round(config.unlabeled_batch_ratio * self.batch_size))
         if self.unlabeled_loader is not None:
             self._shutdown_unlabeled_loader()
-        self.unlabeled_loader = build_unlabeled_loader(self.dataloader_train, self.label_manager, dataset,
-                                                       batch_size, config.unlabeled_oversample_foreground)
+        self.unlabeled_loader = build_unlabeled_loader(self.dataloader_train, self.label_manager, dataset, batch_size)
         self.dumm_round, self.dumm_selection = round_index, selection
         self.print_to_log_file(
             f"DUMM round {round_index + 1}/{config.schedule.num_rounds}: {len(selection)} of "
@@ -321,8 +321,8 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
             self.print_to_log_file(f"DUMM: per-class thresholds on {config.pixel_uncertainty.value} "
                                    f"(keep {config.pixel_keep_quantile:.0%} of each class): "
                                    + ", ".join(f"{t:.3f}" for t in thresholds))
-        return PseudoLabelMaps(config.pixel_uncertainty, config.pixel_weighting, config.pixel_threshold,
-                               config.weight_levels, num_classes, thresholds)
+        return PseudoLabelMaps(config.pixel_uncertainty, config.pixel_weighting, config.pixel_threshold, num_classes,
+                               thresholds)
 
     def _write_diagnostics(self, cache: PseudoLabelCache, cases: list[str], round_index: int,
                            label_maps: PseudoLabelMaps) -> None:
@@ -330,7 +330,7 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         config = self.dumm_config
         true_labels = self.unlabeled_folder / TRUE_LABELS_SUBFOLDER
         diagnostics = pseudo_label_diagnostics(cache, cases, true_labels, label_maps,
-                                               self.label_manager.ignore_label)
+                                               self.label_manager.ignore_label, labels=self.dataset_json["labels"])
         if diagnostics is None:
             return
         stem = Path(self.output_folder) / f"dumm_diagnostics_round{round_index + 1}"
@@ -338,14 +338,14 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         plot_diagnostics(diagnostics, cache, self._load_unlabeled_image, config.sample_uncertainty.value,
                          config.pixel_uncertainty.value, stem.with_suffix(".png"), true_labels)
         pixel = diagnostics["pixel_accuracy"][config.pixel_uncertainty.value]
-        kept_per_class = ", ".join("-" if share is None else f"{share:.3f}"
-                                   for share in pixel["kept_fraction_per_true_class"])
         self.print_to_log_file(
             f"DUMM diagnostics round {round_index + 1} ({diagnostics['num_cases']} cases with true labels): "
-            f"pseudo-label Dice {diagnostics['pseudo_label_dice_mean']:.4f}; pixel accuracy kept "
-            f"{pixel['kept_accuracy']} vs masked {pixel['masked_accuracy']} ({config.pixel_uncertainty.value}), "
-            f"share kept per true class {kept_per_class}; "
-            f"Spearman(U, error) {diagnostics['spearman_U_vs_error'][config.sample_uncertainty.value]} -> {stem}.json")
+            f"pseudo-label Dice {_rounded(diagnostics['pseudo_label_dice_mean'])} (per class "
+            f"{_rounded(diagnostics['pseudo_label_dice_per_class'])}); pixel accuracy kept "
+            f"{_rounded(pixel['kept_accuracy'])} vs masked {_rounded(pixel['masked_accuracy'])} "
+            f"({config.pixel_uncertainty.value}), share kept per true class "
+            f"{_rounded(pixel['kept_fraction_per_true_class'])}; Spearman(U, error) "
+            f"{_rounded(diagnostics['spearman_U_vs_error'][config.sample_uncertainty.value])} -> {stem}.json")
 
     def _write_ranking(self, cache: PseudoLabelCache) -> None:
         measures = {m.value: cache.sample_uncertainty(self.dumm_ranking, m) for m in SampleUncertainty}
@@ -388,47 +388,49 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
             self.current_epoch = epoch
 
     def train_step(self, batch: dict) -> dict:
-        """nnU-Net's own ``train_step`` (autocast, grad scaler, clipping) on labeled + unlabeled patches at once.
+        """nnU-Net's step (autocast on CUDA, grad scaler, clipping at 12, one optimiser step) over a labeled and an
+        unlabeled batch in two forward/backward passes: nnU-Net's loss on the labeled batch, lambda(t) x the masked
+        pseudo-label loss on the unlabeled one, their gradients added before the step.
 
-        One forward pass over both batches: nnU-Net's networks normalise per instance, so this equals two passes.
-        The targets are stacked along the batch (labeled ones get an unused weight channel where the unlabeled
-        maps have one), and for this step ``self.loss`` is the combined loss that splits the batch again. With
-        weak-to-strong consistency the strong views of the unlabeled patches follow them in the same pass.
+        That is the loss and gradient of one pass over both batches, since nnU-Net's instance norm normalises each
+        sample on its own (a batch-norm network would see two half batches), at the activation memory of one
+        batch: the student fits where the plans' batch fits.
         """
-        config = self.dumm_config
+        weight = unlabeled_loss_weight(self.current_epoch, self.num_epochs, self.dumm_config.lambda_max,
+                                       self.dumm_config.rampup_fraction)
         unlabeled = next(self.unlabeled_loader)
-        data, targets = unlabeled["data"], _as_list(unlabeled["target"])
-        if config.copy_paste:
-            data, targets = paste_labeled_into_unlabeled(
-                batch["data"], _as_list(batch["target"]), data, targets, config.copy_paste_box, config.weight_levels,
-                self._masked_label, self.label_manager.ignore_label)
-        combined = self.combined_loss
-        combined.num_labeled = batch["data"].shape[0]
-        combined.weight = unlabeled_loss_weight(self.current_epoch, self.num_epochs, config.lambda_max,
-                                                config.rampup_fraction)
-        combined.strong = None
-        kept = split_unlabeled_target(targets[0], config.weight_levels, self._masked_label)[1] > 0
-        if config.consistency_weight > 0:
-            strong, mix = strong_view(data)
-            combined.strong = StrongViewTerm(data.shape[0], mix, config.consistency_threshold, self._masked_label,
-                                             config.consistency_weight)
-            data = torch.cat((data, strong))
-            targets = [torch.cat((t, torch.zeros_like(t))) for t in targets]  # placeholders: made in the loss
-        stacked_targets = [combined.stack_targets(t, u) for t, u in zip(_as_list(batch["target"]), targets)]
-        stacked = {"data": torch.cat((batch["data"], data)),
-                   "target": stacked_targets if isinstance(batch["target"], (list, tuple)) else stacked_targets[0]}
-        supervised_loss, self.loss = self.loss, combined
-        try:
-            result = super().train_step(stacked)
-        finally:
-            self.loss = supervised_loss
-        return {**result, **combined.last_terms, "kept_fraction": kept.float().mean().numpy()}
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.network.no_sync() if self.is_ddp else nullcontext():  # DDP reduces once, after both passes
+            supervised = self._accumulate_gradient(batch, self.loss, 1.0)
+        unsupervised = self._accumulate_gradient(unlabeled, self.unlabeled_loss, weight)
+        if self.grad_scaler is not None:
+            self.grad_scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
+        if self.grad_scaler is not None:
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
+        else:
+            self.optimizer.step()
+        target = _as_list(unlabeled["target"])[0]
+        return {"loss": (supervised + weight * unsupervised).cpu().numpy(), "sup_loss": supervised.cpu().numpy(),
+                "unsup_loss": unsupervised.cpu().numpy(),
+                "kept_fraction": (target != self._masked_label).float().mean().numpy()}
+
+    def _accumulate_gradient(self, batch: dict, loss_function, weight: float) -> torch.Tensor:
+        """Forward and backward of one batch, ``weight`` x its loss added to the gradients; returns the loss."""
+        data = batch["data"].to(self.device, non_blocking=True)
+        target = [t.to(self.device, non_blocking=True) for t in _as_list(batch["target"])]
+        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+            output = self.network(data)
+            loss = loss_function(output, target if isinstance(batch["target"], list) else target[0])
+        scaled = weight * loss
+        (self.grad_scaler.scale(scaled) if self.grad_scaler is not None else scaled).backward()
+        return loss.detach()
 
     def on_train_epoch_end(self, train_outputs: list[dict]):
         super().on_train_epoch_end(train_outputs)
         outputs = collate_outputs(train_outputs)
-        stats = {k: float(np.mean(outputs[k])) for k in ("sup_loss", "unsup_loss", "kept_fraction",
-                                                         "consistency_loss", "consistency_kept") if k in outputs}
+        stats = {k: float(np.mean(outputs[k])) for k in ("sup_loss", "unsup_loss", "kept_fraction")}
         if self.is_ddp:
             gathered = [None] * dist.get_world_size()
             dist.all_gather_object(gathered, stats)
@@ -452,6 +454,32 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
     def on_train_end(self):
         self._shutdown_unlabeled_loader()
         super().on_train_end()
+        if self.local_rank == 0:
+            for name in ("checkpoint_final.pth", "checkpoint_best.pth"):
+                self._name_stock_trainer_for_inference(Path(self.output_folder) / name)
+
+    def _name_stock_trainer_for_inference(self, checkpoint_file: Path) -> None:
+        """The student's network is stock nnU-Net's, so its deployable checkpoints name ``nnUNetTrainer`` (the class
+        nnU-Net's predictor builds the network with): plain nnU-Net predicts with the folder, or its exported zip,
+        without this package. The trainer that made it stays in the checkpoint as ``dumm_trainer_name``; a subclass
+        with an architecture of its own keeps its name."""
+        if not checkpoint_file.is_file() or \
+                type(self).build_network_architecture is not nnUNetTrainer.build_network_architecture:
+            return
+        checkpoint = torch.load(checkpoint_file, map_location="cpu", weights_only=False)
+        checkpoint.update(trainer_name=nnUNetTrainer.__name__, dumm_trainer_name=self.__class__.__name__)
+        temporary = checkpoint_file.with_name(f"{checkpoint_file.name}.partial")
+        torch.save(checkpoint, temporary)
+        os.replace(temporary, checkpoint_file)
+
+
+def _rounded(value):
+    """A diagnostics value for the log: numbers to three decimals, None as '-', lists and dicts element-wise."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_rounded(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_rounded(v) for v in value) + "]"
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _as_list(x):
