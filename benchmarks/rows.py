@@ -2,7 +2,7 @@
 
 A row is a trainer arm (stock nnU-Net, the recommended DUMM, the paper's setting, an ablation) on fold 0 or
 ensembled over the teacher folds, at the run's budget or twice it, on the students' dataset or its oracle twin.
-Since issue 33 ``dumm`` is the recommended method (``nnUNetTrainerDUMM``: PUM's mask keeps the 90 % most certain
+Since 0.2.0 ``dumm`` is the recommended method (``nnUNetTrainerDUMM``: PUM's mask keeps the 90 % most certain
 pixels of each pseudo-label class) and ``dumm_paper`` the published fixed mask; reports written before name them
 otherwise (``reports.load_report`` translates them).
 """
@@ -83,6 +83,9 @@ ROWS = (
     Row("no_mask", "DUMM with every pseudo-label pixel counted (no mask)", "nnUNetTrainerDUMM_noMask", seeded=True),
     Row("no_mask_ensemble", "DUMM without the mask, 5-fold student ensemble", "nnUNetTrainerDUMM_noMask",
         ensemble=True),
+    # a measured choice: the teachers' pass without test-time mirroring
+    Row("dumm_no_mirroring", "DUMM, the teachers' pass without test-time mirroring",
+        "nnUNetTrainerDUMM_noTeacherMirroring"),
     # the supervised upper bound: what true labels for the whole pool would give at the same budget (and at the
     # student's sample count); the headroom any semi-supervised method has above the stock ensemble
     Row("oracle", "supervised upper bound: stock nnU-Net fold 0 with the pool's true labels", STOCK, oracle=True),
@@ -110,6 +113,8 @@ COMPARISONS = (
     ("no_mask_ensemble", "stock_ensemble"), ("no_mask_ensemble", "stock_2x_ensemble"),
     # without PUM, DUMM also takes one teacher (fold 0); the five teachers without the mask separate the two
     ("no_mask", "dumm_nopum"),
+    # the teachers' mirroring: what the pass without it changes
+    ("dumm_no_mirroring", "dumm"), ("dumm_no_mirroring", "stock_ensemble"),
     # the headroom: the supervised upper bound against the bar, and DUMM against it
     ("oracle", "stock_ensemble"), ("oracle_2x", "stock_ensemble"), ("dumm", "oracle"),
 )
@@ -131,11 +136,11 @@ def summary_key(row: str, reference: str) -> str:
 
 
 def default_arms(preset: str) -> list[str]:
-    """The rows a run of ``preset`` reports without ``--arms``: every row but the oracle ones for the seeded
-    presets; otherwise the single-model rows of stock nnU-Net, the recommended DUMM, the paper's setting and the
+    """The rows a run of ``preset`` reports without ``--arms``: every row but the oracle ones and the mirroring
+    choice for the seeded presets; otherwise the single-model rows of stock nnU-Net, the recommended DUMM, the paper's setting and the
     ablations of the pipeline check."""
     if preset in SEEDED_PRESETS:
-        return [row.key for row in ROWS if not row.oracle]
+        return [row.key for row in ROWS if not row.oracle and row.key != "dumm_no_mirroring"]
     return ["stock", "stock_ensemble", "pseudo_label", "dumm_nosus", "dumm_nopum", "dumm", "dumm_paper"]
 
 

@@ -8,6 +8,8 @@ through ``benchmarks/_nnunet_ext`` on ``nnUNet_extTrainer`` (``benchmarks.common
 
 from __future__ import annotations
 
+import dataclasses
+
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_dumm.trainers import (
@@ -47,9 +49,19 @@ BUDGETS = {budget.name: budget for budget in (
 # 2,000. Over three seeds ACDC's does not hold (+2.2 from 2,000 to 4,000: acdc_learning_curve_L7_ds4_3seeds.md);
 # ISIC's does (+0.3 [-0.2, +0.9] from 1,000 to 2,000: isic_learning_curve_10pct_64px_3seeds.md).
 PROXY_BUDGETS = {"acdc": "2000it", "isic": "1000it"}
-# the arms the benchmarks compare: stock nnU-Net and every trainer the package ships
+
+
+class nnUNetTrainerDUMM_noTeacherMirroring(nnUNetTrainerDUMM):
+    """The teachers' pass without test-time mirroring (a quarter of the forward passes in 2-D, an eighth in 3-D):
+    measured against the default (mirroring on) to choose it, not shipped."""
+
+    dumm_config = dataclasses.replace(nnUNetTrainerDUMM.dumm_config, use_mirroring=False)
+
+
+# the arms the benchmarks compare: stock nnU-Net, every trainer the package ships, and the measured choices
 ARMS = (nnUNetTrainer, nnUNetTrainerDUMM, nnUNetTrainerDUMM_paper, nnUNetTrainerDUMM_noSUS, nnUNetTrainerDUMM_noPUM,
-        nnUNetTrainerDUMM_noMask, nnUNetTrainerPseudoLabel, nnUNetTrainerDUMM_leakFree)
+        nnUNetTrainerDUMM_noMask, nnUNetTrainerPseudoLabel, nnUNetTrainerDUMM_leakFree,
+        nnUNetTrainerDUMM_noTeacherMirroring)
 
 
 def _make_presets() -> dict[str, type]:
@@ -69,4 +81,4 @@ PRESETS = _make_presets()
 globals().update(PRESETS)
 
 
-__all__ = ["ARMS", "BUDGETS", "PRESETS", "PROXY_BUDGETS", *PRESETS]
+__all__ = ["ARMS", "BUDGETS", "PRESETS", "PROXY_BUDGETS", "nnUNetTrainerDUMM_noTeacherMirroring", *PRESETS]
