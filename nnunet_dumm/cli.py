@@ -32,10 +32,15 @@ def preprocess_unlabeled_entry(argv: list[str] | None = None) -> None:
     parser.add_argument("-d", "--dataset", nargs="+", required=True, help="dataset name(s) or id(s)")
     parser.add_argument("-c", "--configurations", nargs="+", default=["2d"], help="configurations (default: 2d)")
     parser.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default: nnUNetPlans)")
-    parser.add_argument("-np", "--num-processes", type=int, default=1, help="worker processes (default: 1)")
+    parser.add_argument("-np", "--num-processes", type=int, default=None,
+                        help="worker processes (default: nnU-Net's background workers, nnUNet_def_n_proc or 8)")
     parser.add_argument("--verify", action="store_true",
                         help="also compare the CRC-32 of every finished case (reads every file) and redo damaged ones")
     args = parser.parse_args(argv)
+    if args.num_processes is None:
+        from nnunetv2.configuration import default_num_processes
+
+        args.num_processes = default_num_processes
     for dataset in args.dataset:
         for configuration in args.configurations:
             try:

@@ -85,29 +85,35 @@ def _ddp_rank(rank: int, world_size: int, port: int, environment: dict, report: 
 
     ddp = trainer_module.DDP
     trainer_module.DDP = lambda network, device_ids=None, **kwargs: ddp(network, **kwargs)  # CPU: no device ids
+    import nnunet_dumm.unlabeled as unlabeled
+
+    preprocess_case, preprocessed_here = unlabeled._run_one, []  # the unlabeled cases this rank preprocessed
+    unlabeled._run_one = lambda job: preprocessed_here.append(preprocess_case(job)) or preprocessed_here[-1]
     trainer = get_trainer_from_args("950", "2d", 4, "nnUNetTrainerDUMM_test", "nnUNetPlans",
                                     device=torch.device("cpu"))
     trainer.device, trainer.grad_scaler = torch.device("cpu"), None  # undo the switch to cuda:<rank>
     trainer.run_training()
     trainer.perform_actual_validation(False)  # as nnU-Net's run_training does after training, on every rank
     Path(report, f"rank{rank}.json").write_text(json.dumps({
-        "is_ddp": trainer.is_ddp, "labeled_batch": trainer.batch_size,
+        "is_ddp": trainer.is_ddp, "labeled_batch": trainer.batch_size, "preprocessed_here": sum(preprocessed_here),
         "unlabeled_batch": trainer.unlabeled_loader.data_loader.batch_size if trainer.unlabeled_loader else None}))
     torch.distributed.destroy_process_group()
 
 
-def test_ddp_with_gloo_shards_the_pass_and_the_batches(pipeline, without_shared_work, tmp_path):
-    from nnunet_dumm.unlabeled import preprocess_unlabeled
-
-    preprocess_unlabeled(DATASET, "2d", verbose=False)  # nnU-Net's DDP trainer does this on rank 0 itself too
+def test_ddp_with_gloo_splits_the_preprocessing_the_pass_and_the_batches(pipeline, without_shared_work, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    environment = {k: v for k, v in user_env().items() if k.startswith("nnUNet")}
+    # nnU-Net's two background workers, one per rank: each rank preprocesses in its own process
+    environment = {**{k: v for k, v in user_env().items() if k.startswith("nnUNet")}, "nnUNet_def_n_proc": "2"}
     torch.multiprocessing.spawn(_ddp_rank, args=(2, port, environment, str(tmp_path), torch.get_num_threads()),
                                 nprocs=2, join=True)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert all(r["is_ddp"] for r in ranks)
+    # both ranks preprocessed the unlabeled images, each case once, the same bytes as one process alone
+    assert all(r["preprocessed_here"] > 0 for r in ranks)
+    assert sum(r["preprocessed_here"] for r in ranks) == TINY_SPEC.num_unlabeled
+    assert _files(without_shared_work["unlabeled"]) == _files(without_shared_work["aside"]["unlabeled"])
     plans = json.loads((pipeline["preprocessed"] / "nnUNetPlans.json").read_text())
     # each rank draws its share of nnU-Net's global batch, labeled and unlabeled alike (unlabeled_batch_ratio 1)
     assert sum(r["labeled_batch"] for r in ranks) == plans["configurations"]["2d"]["batch_size"]

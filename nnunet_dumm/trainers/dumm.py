@@ -26,6 +26,7 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+from nnunetv2.configuration import default_num_processes
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.collate_outputs import collate_outputs
@@ -151,8 +152,11 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         if self.local_rank == 0:
             self._save_or_check_config()
             self._drop_metrics_from_current_epoch()
-            preprocess_unlabeled(self.plans_manager.dataset_name, self.configuration_name,
-                                 self.plans_manager.plans_name, verbose=True)
+        # every rank preprocesses: they split the new cases by claiming them, with nnU-Net's background workers
+        # (nnUNet_def_n_proc) shared among the ranks
+        world_size = dist.get_world_size() if self.is_ddp else 1
+        preprocess_unlabeled(self.plans_manager.dataset_name, self.configuration_name, self.plans_manager.plans_name,
+                             num_processes=max(1, default_num_processes // world_size), verbose=self.local_rank == 0)
         self._barrier()
         cases = completed_cases(self.unlabeled_folder)
         teacher_cache = self._teacher_pass(cases)
