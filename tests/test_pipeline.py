@@ -220,6 +220,17 @@ def test_missing_teachers_stop_with_the_commands_that_train_them(pipeline):
         assert f"nnUNetv2_train Dataset950_DUMMDemo 2d {fold} -tr nnUNetTrainerStock_test -p nnUNetPlans" in message
 
 
+def test_a_student_refused_for_missing_teachers_leaves_no_fold_folder(pipeline):
+    """nnUNetTrainerDUMM_cpu learns from nnUNetTrainerStock_cpu folds 0-2, none of which is trained here."""
+    from nnunetv2.run.run_training import run_training
+
+    from nnunet_dumm.teachers import TeacherModelsMissing
+
+    with pytest.raises(TeacherModelsMissing, match="Dataset950_DUMMDemo 2d 2 -tr nnUNetTrainerStock_cpu"):
+        run_training("950", "2d", 0, "nnUNetTrainerDUMM_cpu", device=torch.device("cpu"))
+    assert not (pipeline["student"].parent / "nnUNetTrainerDUMM_cpu__nnUNetPlans__2d" / "fold_0").exists()
+
+
 def test_sharded_killed_and_resumed_pass_equals_the_trainers_pass(pipeline, tmp_path):
     """Two shards, one SIGKILLed mid-pass and rerun, then --merge: the same pseudo-labels and ranking (CPU)."""
     import time

@@ -44,6 +44,8 @@ from nnunet_dumm.pseudo_labels import class_location_keys, generate_pseudo_label
 from nnunet_dumm.selection import rank_cases, unlabeled_loss_weight
 from nnunet_dumm.teachers import (
     EnsembleMember,
+    TeacherModelsIncompatible,
+    TeacherModelsMissing,
     TeacherPass,
     load_teacher_members,
     member_from_network,
@@ -52,6 +54,7 @@ from nnunet_dumm.teachers import (
 from nnunet_dumm.uncertainty import PixelThreshold, SampleUncertainty
 from nnunet_dumm.unlabeled import (
     TRUE_LABELS_SUBFOLDER,
+    UnlabeledDataError,
     completed_cases,
     load_preprocessed_image,
     preprocess_unlabeled,
@@ -149,6 +152,20 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         if self.plans_manager.get_label_manager(self.dataset_json).has_regions:
             raise NotImplementedError("DUMM does not support region-based datasets: pseudo-labels are label maps")
         super().on_train_start()
+        try:
+            self._start_dumm()
+        except (TeacherModelsMissing, TeacherModelsIncompatible, UnlabeledDataError):
+            self._remove_refused_start()
+            raise
+
+    def _remove_refused_start(self) -> None:
+        """A start refused before the fold trained (teachers missing, bad unlabeled input) leaves no fold folder
+        behind; a fold with a checkpoint keeps everything."""
+        fold_folder = Path(self.output_folder)
+        if self.local_rank == 0 and not any(fold_folder.glob("checkpoint_*.pth")):
+            shutil.rmtree(fold_folder, ignore_errors=True)
+
+    def _start_dumm(self) -> None:
         if self.local_rank == 0:
             self._save_or_check_config()
             self._drop_metrics_from_current_epoch()
