@@ -10,6 +10,8 @@ the same in the pseudo-label and in the true label.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -21,13 +23,16 @@ from nnunet_dumm.label_maps import PseudoLabelMaps
 from nnunet_dumm.uncertainty import SampleUncertainty
 
 __all__ = [
+    "append_record",
     "class_dice",
     "class_names",
+    "drop_records_from_epoch",
     "foreground_dice",
     "label_colormap",
     "label_rgba",
     "plot_diagnostics",
     "pseudo_label_diagnostics",
+    "write_round_diagnostics",
 ]
 
 # the colour of pixels of no class: nnU-Net's ignore label in a true label
@@ -239,3 +244,57 @@ def plot_diagnostics(diagnostics: dict, cache: PseudoLabelCache, image_loader, m
         fig.tight_layout()
         fig.savefig(output_file, dpi=80)
     plt.close(fig)
+
+
+def write_round_diagnostics(cache: PseudoLabelCache, cases: Sequence[str], true_labels_folder: Path,
+                            label_maps: PseudoLabelMaps, ignore_label: int | None, labels: Mapping[str, int],
+                            image_loader, sample_measure: str, stem: Path) -> str | None:
+    """A round's diagnostics as ``<stem>.json`` and ``<stem>.png``; returns their summary for the training log, or
+    None when no case has a true label."""
+    diagnostics = pseudo_label_diagnostics(cache, cases, true_labels_folder, label_maps, ignore_label, labels)
+    if diagnostics is None:
+        return None
+    stem.with_suffix(".json").write_text(json.dumps(diagnostics, indent=1))
+    pixel_measure = label_maps.pixel_uncertainty.value
+    plot_diagnostics(diagnostics, cache, image_loader, sample_measure, pixel_measure, stem.with_suffix(".png"),
+                     true_labels_folder)
+    pixel = diagnostics["pixel_accuracy"][pixel_measure]
+    return (f"{diagnostics['num_cases']} cases with true labels: pseudo-label Dice "
+            f"{_rounded(diagnostics['pseudo_label_dice_mean'])} (per class "
+            f"{_rounded(diagnostics['pseudo_label_dice_per_class'])}); pixel accuracy kept "
+            f"{_rounded(pixel['kept_accuracy'])} vs masked {_rounded(pixel['masked_accuracy'])} ({pixel_measure}), "
+            f"share kept per true class {_rounded(pixel['kept_fraction_per_true_class'])}; Spearman(U, error) "
+            f"{_rounded(diagnostics['spearman_U_vs_error'][sample_measure])} -> {stem}.json")
+
+
+def _rounded(value) -> str:
+    """A diagnostics value for the log: numbers to three decimals, None as '-', lists and dicts element-wise."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_rounded(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_rounded(v) for v in value) + "]"
+    return "-" if value is None else f"{value:.3f}"
+
+
+def append_record(path: Path, record: dict) -> None:
+    """One line of a JSON-lines log (``dumm_metrics.jsonl``)."""
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def drop_records_from_epoch(path: Path, epoch: int) -> None:
+    """Keeps the records of the epochs before ``epoch``: those a resumed run (``--c``) trains again go, and so
+    does a line torn by a kill during the append."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record["epoch"] < epoch:
+            kept.append(line + "\n")
+    temporary = path.with_name(f".{path.name}.partial")
+    temporary.write_text("".join(kept))
+    os.replace(temporary, path)

@@ -12,7 +12,7 @@ import torch
 from nnunet_dumm.cache import PseudoLabelCache
 from nnunet_dumm.uncertainty import PixelUncertainty, PixelWeighting, pixel_weights
 
-__all__ = ["PseudoLabelMaps", "class_quantile_thresholds"]
+__all__ = ["PseudoLabelMaps", "class_quantile_thresholds", "selection_statistics"]
 
 
 @dataclass(frozen=True)
@@ -88,3 +88,13 @@ def class_quantile_thresholds(cache: PseudoLabelCache, cases: Sequence[str], mea
         level = int(np.searchsorted(np.cumsum(class_counts), keep_quantile * total)) if total else 255
         thresholds.append(min(255, level) / 255)
     return tuple(thresholds)
+
+
+def selection_statistics(label_maps: PseudoLabelMaps, cache: PseudoLabelCache, cases: Sequence[str]) -> dict:
+    """Mean pixel uncertainty and share of pixels the mask keeps over a round's cases (logged every epoch)."""
+    uncertainty, kept = [], []
+    for case in cases:
+        u = cache.pixel_uncertainty(case, label_maps.pixel_uncertainty)
+        uncertainty.append(float(u.mean()) / 255)
+        kept.append(float((label_maps.weights(u, cache.pseudo_label(case)) > 0).float().mean()))
+    return {"mean_uncertainty": float(np.mean(uncertainty)), "kept_fraction": float(np.mean(kept))}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ __all__ = [
     "resolve_teacher_folds",
     "teacher_sources",
     "teachers_that_saw",
+    "weights_digest",
 ]
 
 
@@ -239,6 +241,13 @@ def _file_digest(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()[:16]
+
+
+def weights_digest(network: torch.nn.Module) -> str:
+    """A digest of a network's weights: keys a later round's pseudo-labels by the student that made them."""
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in network.state_dict().items()}, buffer)
+    return hashlib.sha256(buffer.getvalue()).hexdigest()[:16]
 
 
 def teacher_sources(teacher_folds: Sequence[tuple[Path, int | str, str]], use_mirroring: bool,

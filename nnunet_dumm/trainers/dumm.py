@@ -15,8 +15,6 @@ teachers' cache, so ``--c`` resumes in the same round with the same selection.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
 import shutil
@@ -37,8 +35,8 @@ from torch import distributed as dist
 from nnunet_dumm.cache import CacheContents, PseudoLabelCache, sources_key
 from nnunet_dumm.config import PAPER_CONFIG, DUMMConfig, LegacyConfigError
 from nnunet_dumm.dataloading import LabelMapDataset, build_unlabeled_loader
-from nnunet_dumm.diagnostics import plot_diagnostics, pseudo_label_diagnostics
-from nnunet_dumm.label_maps import PseudoLabelMaps, class_quantile_thresholds
+from nnunet_dumm.diagnostics import append_record, drop_records_from_epoch, write_round_diagnostics
+from nnunet_dumm.label_maps import PseudoLabelMaps, class_quantile_thresholds, selection_statistics
 from nnunet_dumm.losses import WeightedPseudoLabelLoss
 from nnunet_dumm.pseudo_labels import class_location_keys, generate_pseudo_labels
 from nnunet_dumm.selection import rank_cases, unlabeled_loss_weight
@@ -50,6 +48,7 @@ from nnunet_dumm.teachers import (
     load_teacher_members,
     member_from_network,
     teachers_that_saw,
+    weights_digest,
 )
 from nnunet_dumm.uncertainty import PixelThreshold, SampleUncertainty
 from nnunet_dumm.unlabeled import (
@@ -168,7 +167,8 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
     def _start_dumm(self) -> None:
         if self.local_rank == 0:
             self._save_or_check_config()
-            self._drop_metrics_from_current_epoch()
+            # a run killed after its last checkpoint logged epochs that --c trains again
+            drop_records_from_epoch(Path(self.output_folder) / METRICS_FILE, self.current_epoch)
         # every rank preprocesses: they split the new cases by claiming them, with nnU-Net's background workers
         # (nnUNet_def_n_proc) shared among the ranks
         world_size = dist.get_world_size() if self.is_ddp else 1
@@ -182,24 +182,6 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
             self._write_ranking(teacher_cache)
         self._enter_round(self.dumm_config.schedule.round_at_epoch(self.current_epoch, self.num_epochs),
                           at_transition=False)
-
-    def _drop_metrics_from_current_epoch(self) -> None:
-        # A run killed after its last checkpoint logged epochs that --c trains again (or, without any checkpoint,
-        # all of them); a kill during the append can leave a torn last line.
-        metrics_file = Path(self.output_folder) / METRICS_FILE
-        if not metrics_file.is_file():
-            return
-        kept = []
-        for line in metrics_file.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if record["epoch"] < self.current_epoch:
-                kept.append(line + "\n")
-        temporary = metrics_file.with_name(f".{METRICS_FILE}.partial")
-        temporary.write_text("".join(kept))
-        os.replace(temporary, metrics_file)
 
     def _barrier(self) -> None:
         if self.is_ddp:
@@ -284,7 +266,7 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
             sources, name = recorded["sources"], recorded["folder"]
         else:
             sources = {"teachers": self.dumm_teachers.sources,
-                       "student_weights_sha256": _state_dict_digest(student.window.network.state_dict()),
+                       "student_weights_sha256": weights_digest(student.window.network),
                        "contents": CacheContents.of_round(self.dumm_config, round_index).to_dict()}
             name = f"{round_name}_{sources_key(sources)}"
         if self.local_rank == 0:
@@ -318,7 +300,7 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
             self._write_diagnostics(cache, self.dumm_ranking if cache is self.dumm_teachers.cache else selection,
                                     round_index, label_maps)
         dataset = LabelMapDataset(str(self.unlabeled_folder), selection, str(cache.folder), label_maps)
-        self.dumm_round_stats = _selection_stats(label_maps, cache, selection)
+        self.dumm_round_stats = selection_statistics(label_maps, cache, selection)
         batch_size = max(1, round(config.unlabeled_batch_ratio * self.batch_size))
         if self.unlabeled_loader is not None:
             self._shutdown_unlabeled_loader()
@@ -348,25 +330,12 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
     def _write_diagnostics(self, cache: PseudoLabelCache, cases: list[str], round_index: int,
                            label_maps: PseudoLabelMaps) -> None:
         """Pseudo-label quality against true labels (labelsUnlabeled/), when the dataset has them."""
-        config = self.dumm_config
-        true_labels = self.unlabeled_folder / TRUE_LABELS_SUBFOLDER
-        diagnostics = pseudo_label_diagnostics(cache, cases, true_labels, label_maps,
-                                               self.label_manager.ignore_label, labels=self.dataset_json["labels"])
-        if diagnostics is None:
-            return
-        stem = Path(self.output_folder) / f"dumm_diagnostics_round{round_index + 1}"
-        stem.with_suffix(".json").write_text(json.dumps(diagnostics, indent=1))
-        plot_diagnostics(diagnostics, cache, self._load_unlabeled_image, config.sample_uncertainty.value,
-                         config.pixel_uncertainty.value, stem.with_suffix(".png"), true_labels)
-        pixel = diagnostics["pixel_accuracy"][config.pixel_uncertainty.value]
-        self.print_to_log_file(
-            f"DUMM diagnostics round {round_index + 1} ({diagnostics['num_cases']} cases with true labels): "
-            f"pseudo-label Dice {_rounded(diagnostics['pseudo_label_dice_mean'])} (per class "
-            f"{_rounded(diagnostics['pseudo_label_dice_per_class'])}); pixel accuracy kept "
-            f"{_rounded(pixel['kept_accuracy'])} vs masked {_rounded(pixel['masked_accuracy'])} "
-            f"({config.pixel_uncertainty.value}), share kept per true class "
-            f"{_rounded(pixel['kept_fraction_per_true_class'])}; Spearman(U, error) "
-            f"{_rounded(diagnostics['spearman_U_vs_error'][config.sample_uncertainty.value])} -> {stem}.json")
+        summary = write_round_diagnostics(
+            cache, cases, self.unlabeled_folder / TRUE_LABELS_SUBFOLDER, label_maps, self.label_manager.ignore_label,
+            self.dataset_json["labels"], self._load_unlabeled_image, self.dumm_config.sample_uncertainty.value,
+            Path(self.output_folder) / f"dumm_diagnostics_round{round_index + 1}")
+        if summary:
+            self.print_to_log_file(f"DUMM diagnostics round {round_index + 1}: {summary}")
 
     def _write_ranking(self, cache: PseudoLabelCache) -> None:
         measures = {m.value: cache.sample_uncertainty(self.dumm_ranking, m) for m in SampleUncertainty}
@@ -469,8 +438,7 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         self.print_to_log_file("DUMM " + ", ".join(
             f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
         if self.local_rank == 0:
-            with open(Path(self.output_folder) / METRICS_FILE, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_record(Path(self.output_folder) / METRICS_FILE, record)
 
     def on_train_end(self):
         self._shutdown_unlabeled_loader()
@@ -494,30 +462,5 @@ class nnUNetTrainerDUMM(nnUNetTrainer):
         os.replace(temporary, checkpoint_file)
 
 
-def _rounded(value):
-    """A diagnostics value for the log: numbers to three decimals, None as '-', lists and dicts element-wise."""
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_rounded(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_rounded(v) for v in value) + "]"
-    return "-" if value is None else f"{value:.3f}"
-
-
 def _as_list(x):
     return x if isinstance(x, (list, tuple)) else [x]
-
-
-def _selection_stats(label_maps: PseudoLabelMaps, cache: PseudoLabelCache, selection: list[str]) -> dict:
-    """Mean pixel uncertainty and fraction of pixels with a non-zero weight over a round's cases."""
-    uncertainty, kept = [], []
-    for case in selection:
-        u = cache.pixel_uncertainty(case, label_maps.pixel_uncertainty)
-        uncertainty.append(float(u.mean()) / 255)
-        kept.append(float((label_maps.weights(u, cache.pseudo_label(case)) > 0).float().mean()))
-    return {"mean_uncertainty": float(np.mean(uncertainty)), "kept_fraction": float(np.mean(kept))}
-
-
-def _state_dict_digest(state_dict: dict) -> str:
-    buffer = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, buffer)
-    return hashlib.sha256(buffer.getvalue()).hexdigest()[:16]
