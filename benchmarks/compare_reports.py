@@ -6,14 +6,14 @@ the same paired bootstrap. That pairing is only valid if both reports come from 
 row the two reports share (at least the stock ensemble; ``--rows`` aside) must have identical per-case metrics in
 every seed both have, otherwise this stops.
 
-Both reports are read with ``reports.load_report``: a report written before issue 33 renamed the trainers has its
+Both reports are read with ``reports.load_report``: a report written before 0.2.0 renamed the trainers has its
 rows under today's keys (its ``class_quantile`` rows are ``dumm``, its ``dumm`` rows ``dumm_paper``), and ``--rows``
 names rows by today's keys. Prints every comparison of ``rows.COMPARISONS`` whose two rows come from different
 reports; with ``--summary`` it also writes those of ``SUMMARY_PAIRS`` into an entry of ``summary.json`` (the
 earlier report's, or ``--entry``'s), each naming the reports its two rows come from.
 
 Example (ACDC: the recommended trainer's five folds, run later with teachers that reproduced the earlier ones
-exactly, against the earlier report's stock and ``_noMask`` ensembles; written before issue 33, that run's rows
+exactly, against the earlier report's stock and ``_noMask`` ensembles; written before 0.2.0, that run's rows
 were ``class_quantile*``):
     python benchmarks/compare_reports.py \\
         benchmarks/results/acdc_proxy_L7_ds4_classquantile_5folds/acdc_proxy_L7_ds4_5folds.json \\
@@ -79,7 +79,7 @@ def add_to_summary(summary_path: Path, entry_report: Path, rows: dict, row_repor
     entries = [e for e in summary["entries"] if e["report"] == report_md]
     if not entries:
         raise SystemExit(f"{summary_path} has no entry for {report_md}")
-    # an entry written before issue 33 takes today's row keys first, so that it never mixes the two namings
+    # an entry written before 0.2.0 takes today's row keys first, so that it never mixes the two namings
     index = summary["entries"].index(entries[0])
     entry, written = translate_summary_entry(entries[0]), []
     summary["entries"][index] = entry

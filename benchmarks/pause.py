@@ -3,7 +3,7 @@
 A benchmark measures wall times on an otherwise idle machine; on 2 cores a test run beside it slows both several
 times. This stops the benchmark's whole process group (SIGSTOP), runs the command, continues the benchmark
 (SIGCONT, also when the command fails) and appends the interval to ``<work-dir>/pauses.jsonl``; the benchmark's
-step log reports each step's time with the pauses taken out (``active_s``).
+step log reports each step's time with the pauses taken out (``wall_s``; the pauses in ``paused_s``).
 
 Example:
     python benchmarks/pause.py --work-dir work_dirs/acdc_L7_ds4 -- .venv/bin/python -m pytest -q tests/test_config.py

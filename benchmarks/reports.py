@@ -33,9 +33,9 @@ __all__ = [
 ]
 
 # The version of the row keys a quality report (and a summary.json entry) is written with, recorded as "row_keys":
-# 2 since issue 33 renamed the trainers (rows.py); reports without it name their rows as before (``load_report``).
+# 2 since 0.2.0 renamed the trainers (rows.py); reports without it name their rows as before (``load_report``).
 ROW_KEYS = 2
-# The rows of a report written before issue 33 and their keys today, with the trainer each recorded. Then
+# The rows of a report written before 0.2.0 and their keys today, with the trainer each recorded. Then
 # ``nnUNetTrainerDUMM`` was the paper's fixed mask (today ``nnUNetTrainerDUMM_paper``), ``_classQuantile`` the
 # recommended method (today ``nnUNetTrainerDUMM``), and ``_noSUS`` a variant of the paper's setting (today's
 # ``dumm_nosus`` is the recommended method without SUS). The paper's ensemble and its run without SUS have no row
@@ -229,7 +229,7 @@ def update_summary(path: Path, entry: dict) -> None:
 def load_report(path: Path) -> dict:
     """A quality report's JSON with its rows under today's keys (``rows.ROWS``), whenever it was written.
 
-    A report without ``"row_keys": 2`` (``ROW_KEYS``) was written before issue 33 renamed the trainers; its rows
+    A report without ``"row_keys": 2`` (``ROW_KEYS``) was written before 0.2.0 renamed the trainers; its rows
     are renamed by ``translate_pre_rename``: ``class_quantile`` -> ``dumm`` and ``class_quantile_ensemble`` ->
     ``dumm_ensemble`` (the recommended method), ``dumm`` -> ``dumm_paper``, ``dumm_ensemble`` ->
     ``dumm_paper_ensemble`` and ``dumm_nosus`` -> ``dumm_paper_nosus`` (the paper's fixed mask), every other row
@@ -242,7 +242,7 @@ def load_report(path: Path) -> dict:
 
 
 def translate_pre_rename(report: dict, source: str = "the report") -> dict:
-    """A copy of a report written before issue 33 with its rows (``rows``, or ``arms`` in the first reports) and
+    """A copy of a report written before 0.2.0 with its rows (``rows``, or ``arms`` in the first reports) and
     comparisons under today's keys (``PRE_RENAME_ROWS``); each renamed row records its old key in
     ``renamed_from``, the report all of them in ``renamed_rows``. A row whose recorded trainer is not the one that
     key had then stops it: the report is not what its lack of ``row_keys`` says."""
@@ -271,7 +271,7 @@ def translate_pre_rename(report: dict, source: str = "the report") -> dict:
 
 
 def translate_summary_entry(entry: dict) -> dict:
-    """A ``summary.json`` entry under today's keys: one without ``"row_keys": 2`` was written before issue 33, and
+    """A ``summary.json`` entry under today's keys: one without ``"row_keys": 2`` was written before 0.2.0, and
     its comparisons (``<row>_vs_<reference>``, with the rows' means under ``arms`` and their reports under
     ``reports``) are renamed as ``translate_pre_rename`` renames a report's rows. An entry names no trainers, so
     the keys alone decide."""

@@ -138,8 +138,8 @@ def summary_key(row: str, reference: str) -> str:
 
 def default_arms(preset: str) -> list[str]:
     """The rows a run of ``preset`` reports without ``--arms``: every row but the oracle ones and the mirroring
-    choice for the seeded presets; otherwise the single-model rows of stock nnU-Net, the recommended DUMM, the paper's setting and the
-    ablations of the pipeline check."""
+    choice for the seeded presets; otherwise the single-model rows of stock nnU-Net, the recommended DUMM, the
+    paper's setting and the ablations of the pipeline check."""
     if preset in SEEDED_PRESETS:
         return [row.key for row in ROWS if not row.oracle and row.key != "dumm_no_mirroring"]
     return ["stock", "stock_ensemble", "pseudo_label", "dumm_nosus", "dumm_nopum", "dumm", "dumm_paper"]

@@ -69,7 +69,7 @@ def worker_pass(args: argparse.Namespace) -> dict:
     from nnunet_dumm.unlabeled import completed_cases, load_preprocessed_image, unlabeled_preprocessed_folder
 
     assert Path(pseudo_labels.__file__).is_relative_to(args.code_root), pseudo_labels.__file__
-    try:  # this code: the teachers and the cache have modules of their own since issue 33
+    try:  # this code: the teachers and the cache have modules of their own since 0.2.0
         from nnunet_dumm.cache import PseudoLabelCache
         from nnunet_dumm.teachers import load_teacher_members
     except ImportError:  # the code of --before: both in pseudo_labels

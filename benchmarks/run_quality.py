@@ -5,7 +5,7 @@ Steps (each skipped when its result is on disk, so an interrupted run resumes): 
 folder, plan and preprocess (2d), preprocess the unlabeled images, train the stock teachers
 (``nnUNetTrainerStock_<preset>`` folds 0..N-1; fold 0 is the labeled-only baseline), train the rows' models (stock
 fold 0 with more seeds, stock with twice the iterations, plain pseudo-labelling, DUMM without SUS / PUM / the mask,
-the recommended DUMM and the paper's setting with several seeds, DUMM's own 5-fold student ensemble), predict the
+the recommended DUMM with several seeds, the paper's setting, DUMM's own 5-fold student ensemble), predict the
 evaluation set with nnU-Net's predictor, evaluate (Dice from nnU-Net, HD95/ASD from medpy), compare rows with paired
 bootstrap intervals and write ``benchmarks/results/<dataset>_<preset>_<budget-tag>.{md,json,png}`` and the dataset's
 entry of ``benchmarks/results/summary.json``. The rows and comparisons are in ``rows.py``, the datasets in
@@ -17,7 +17,7 @@ the seed-0 teachers, so every DUMM seed learns from the same teachers and shares
 set: those unlabeled-pool cases leave the pool (``imagesDev``/``labelsDev`` of a second dataset with the same
 labeled cases and the same teachers).
 
-A work dir from before issue 33 (``nnUNetTrainerDUMM_<budget>`` there is the paper's fixed mask, the ablations are
+A work dir from before 0.2.0 (``nnUNetTrainerDUMM_<budget>`` there is the paper's fixed mask, the ablations are
 variants of it) is refused before anything trains if a row would reuse such a model (``check_trained_as``), and
 predictions recorded without their checkpoints are made again (``check_predicted_by``).
 
@@ -117,7 +117,7 @@ def link_model_folder(work_dir: Path, root: str, dataset_name: str, target_root:
 def check_trained_as(work_dir: Path, dataset_name: str, models: list[Model]) -> None:
     """Stops, before anything trains, if a fold of ``models`` was trained (or begun) with another DUMM config than
     its trainer has now: a finished one would be reported as today's row, an unfinished one stop its trainer hours
-    into the run. In a work dir from before issue 33, ``nnUNetTrainerDUMM_<budget>`` holds the paper's fixed mask
+    into the run. In a work dir from before 0.2.0, ``nnUNetTrainerDUMM_<budget>`` holds the paper's fixed mask
     (today ``nnUNetTrainerDUMM_paper_<budget>``) and ``_noSUS``, ``_noPUM``, ``_noMask`` and
     ``nnUNetTrainerPseudoLabel`` hold variants of it."""
     from nnunet_dumm.config import DUMMConfig
@@ -140,7 +140,7 @@ def check_trained_as(work_dir: Path, dataset_name: str, models: list[Model]) -> 
     if stale:
         raise SystemExit(
             "these folds were trained with another DUMM config than their trainer has now:\n" + "\n".join(stale)
-            + "\nIn a work dir from before issue 33, nnUNetTrainerDUMM_<budget> is the paper's fixed mask (today "
+            + "\nIn a work dir from before 0.2.0, nnUNetTrainerDUMM_<budget> is the paper's fixed mask (today "
             "nnUNetTrainerDUMM_paper_<budget>) and the ablations are variants of it. Move each such model folder out "
             "of the way (the paper setting's nnUNetTrainerDUMM_<budget>__<plans>__2d may become "
             "nnUNetTrainerDUMM_paper_<budget>__<plans>__2d, which the dumm_paper row then reuses) or delete it, and "
@@ -217,7 +217,7 @@ def check_predicted_by(output: Path, model_folder: Path, folds: tuple[int, ...])
     """Records which model predicted ``output``: the model folder, folds and each fold's ``checkpoint_final.pth``
     (size and modification time). Refuses predictions of another model folder (reporting them would credit one
     model with another's result); predictions of other checkpoints of the same folder (a model trained anew, or a
-    record without checkpoints: a work dir from before issue 33, whose ``dumm`` folder holds the paper's setting's
+    record without checkpoints: a work dir from before 0.2.0, whose ``dumm`` folder holds the paper's setting's
     predictions) are deleted, to be made again."""
     record = output / "predicted_by.json"
     wanted = {"model_folder": str(Path(model_folder).resolve()), "folds": list(folds),
@@ -353,9 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="seeds of the headline rows (default: 0 1 2 for proxy, 0 otherwise)")
     parser.add_argument("--seed-every-row", action="store_true",
-                        help="train the ablation rows once per seed too (default: only stock fold 0, its "
-                        "twice-the-iterations row, DUMM, the paper's setting and DUMM without the mask take every "
-                        "seed)")
+                        help="train the other rows once per seed too (default: only stock fold 0, its "
+                        "twice-the-iterations row, DUMM and DUMM without the mask take every seed)")
     parser.add_argument("--dev-groups", type=int, default=None,
                         help="dev split size: patients (ACDC, default 10) or images (ISIC, default 300)")
     parser.add_argument("--dev-seed", type=int, default=0)
@@ -369,9 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit-unlabeled", type=int, default=None,
                         help="keep a seeded random subset of N unlabeled cases (all arms get the same smaller pool)")
     parser.add_argument("--arms", nargs="+", choices=[row.key for row in ROWS], default=None,
-                        help="rows to train and report (default: all but the oracle rows for proxy/gpuwin, the "
-                        "single-seed rows otherwise); a later run with more rows reuses every finished model and "
-                        "prediction")
+                        help="rows to train and report (default: all but the oracle rows and dumm_no_mirroring for "
+                        "proxy/gpuwin, the single-seed rows otherwise); a later run with more rows reuses every "
+                        "finished model and prediction")
     parser.add_argument("--limit-test", type=int, default=None,
                         help="smoke runs only: keep the first N test cases after conversion")
     return parser

@@ -51,9 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     trainers = {key: trainer_name(arm, args.budget) for key, arm in ARMS.items()}
     missing = [name for name in trainers.values() if trainer_class(name) is None]
     if missing:
-        parser.error(f"--budget {args.budget}: no trainer {', '.join(missing)} (benchmarks/trainers.py has every "
-                     "arm's preset of its budgets but demo, whose presets the package ships for stock nnU-Net, DUMM "
-                     "and the paper's setting only)")
+        parser.error(f"--budget {args.budget}: no trainer {', '.join(missing)}; the budgets are those of "
+                     "benchmarks/trainers.py")
     git_commit()
     enable_benchmark_trainers()
     import torch

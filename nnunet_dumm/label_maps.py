@@ -22,8 +22,8 @@ class PseudoLabelMaps:
     The map is int16 ``(1, *spatial)``: the pseudo-label (-1 outside nnU-Net's nonzero crop, as in its own
     segmentations), with ``masked_label`` where the mask drops a pixel, so the mask travels through nnU-Net's spatial
     transform as one more label, not as a second channel to resample (0.79 -> 0.89 of nnU-Net's labeled loader's
-    patches/s on a 3-D benchmark, benchmarks/README.md). ``weights`` is the one place that decides which pixels a
-    round keeps, for training and for the diagnostics alike. ``class_thresholds`` (one per class, from
+    patches/s on a 3-D benchmark, benchmarks/results/pass_cost.md). ``weights`` is the one place that decides which
+    pixels a round keeps, for training and for the diagnostics alike. ``class_thresholds`` (one per class, from
     ``class_quantile_thresholds``) replaces ``pixel_threshold``.
     """
 

@@ -1,4 +1,4 @@
-"""Reading quality reports back: a report written before issue 33 renamed the trainers gets today's row keys.
+"""Reading quality reports back: a report written before 0.2.0 renamed the trainers gets today's row keys.
 
 Then ``dumm`` was the paper's fixed mask and ``class_quantile`` the recommended method; since, ``dumm`` is the
 recommended method and ``dumm_paper`` the paper's. The committed reports under benchmarks/results/ are read, never

@@ -1,5 +1,5 @@
 """Comparing the rows of two quality reports: only paired when their shared rows agree case by case, and reports
-written before the rows were renamed (issue 33) read under today's keys."""
+written before the rows were renamed (0.2.0) read under today's keys."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def _row(dice_per_seed: list[np.ndarray]) -> dict:
 
 
 def _report(path, rows: dict, evaluate: str = "test", row_keys: int | None = 2) -> None:
-    # row_keys None: a report written before issue 33 renamed the rows
+    # row_keys None: a report written before 0.2.0 renamed the rows
     report = {"dataset": "isic", "evaluate": evaluate, "rows": rows}
     path.write_text(json.dumps(report if row_keys is None else {**report, "row_keys": row_keys}))
 
@@ -124,7 +124,7 @@ def test_a_shared_row_with_more_seeds_in_one_report_is_checked_on_the_seeds_both
         main([str(reports / "new.json"), str(reports / "earlier.json"), "--rows", "dumm_ensemble"])
 
 
-# ------------------------------------------------------------------------------------- reports before issue 33
+# ------------------------------------------------------------------------------------- reports before 0.2.0
 def _pre_rename(row: dict, trainer: str) -> dict:
     return {**row, "trainer": trainer}
 

@@ -313,7 +313,7 @@ def test_predictions_of_another_checkpoint_of_the_same_model_folder_are_made_aga
 
 
 def test_predictions_recorded_before_checkpoints_were_are_made_again(tmp_path):
-    """A work dir from before issue 33: test_dumm/ holds the paper's setting's predictions, made by the model folder
+    """A work dir from before 0.2.0: test_dumm/ holds the paper's setting's predictions, made by the model folder
     that the recommended method's row names today; the record cannot tell which checkpoint made them."""
     from benchmarks.run_quality import check_predicted_by
 
@@ -340,7 +340,7 @@ def _fold_with_config(work_dir, folder: str, trainer: str):
 
 
 def test_a_model_trained_as_the_papers_setting_is_not_reused_as_the_recommended_one(tmp_path):
-    """A work dir from before issue 33: nnUNetTrainerDUMM_<budget> there holds the paper's fixed mask."""
+    """A work dir from before 0.2.0: nnUNetTrainerDUMM_<budget> there holds the paper's fixed mask."""
     from benchmarks.run_quality import check_trained_as
 
     dataset = "Dataset941_ISIC_10pct_64px"
