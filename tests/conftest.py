@@ -7,6 +7,7 @@ benchmarks' business.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -55,6 +56,10 @@ def pipeline(planned, demo_settings) -> dict:
         "preprocessed": Path(os.environ["nnUNet_preprocessed"]) / DATASET_NAME,
         "stock": results / "nnUNetTrainerStock_test__nnUNetPlans__2d",
         "student": results / "nnUNetTrainerDUMM_test__nnUNetPlans__2d",
+        # the teachers' pass of the student (the ranking names it): the cache tests read, whatever other caches
+        # other tests' trainers add beside it
+        "teacher_cache": Path(json.loads((results / "nnUNetTrainerDUMM_test__nnUNetPlans__2d" / "fold_0" /
+                                          "dumm_ranking.json").read_text())["pseudo_labels"]),
     }
 
 

@@ -85,7 +85,7 @@ def test_damaged_preprocessed_case_is_found_and_redone(unlabeled_copy, damage):
 def test_damaged_pseudo_label_entry_is_named_on_read_and_recomputed(pipeline, tmp_path):
     from nnunet_dumm.cache import CorruptCacheEntry, PseudoLabelCache
 
-    (cache_folder,) = (pipeline["preprocessed"] / "dumm_pseudo_labels").iterdir()
+    cache_folder = pipeline["teacher_cache"]
     reference = tmp_path / "reference"
     shutil.copytree(cache_folder, reference)
     try:
@@ -110,7 +110,7 @@ def test_disk_full_during_the_pass_stops_clearly_and_a_rerun_resumes(pipeline, t
     from nnunet_dumm.cache import PseudoLabelCache
     from nnunet_dumm.cli import pseudo_label_entry
 
-    (cache_folder,) = (pipeline["preprocessed"] / "dumm_pseudo_labels").iterdir()
+    cache_folder = pipeline["teacher_cache"]
     reference = tmp_path / "reference"
     shutil.move(cache_folder, reference)
     try:

@@ -83,7 +83,7 @@ def test_sigkill_during_unlabeled_preprocessing_then_rerun_gives_identical_files
 @pytest.mark.parametrize("fold, kill_epoch", [(2, 1), (3, 3)],
                          ids=["round1_before_the_first_round_checkpoint", "round2_after_the_transition_checkpoint"])
 def test_sigkill_during_a_training_epoch_resumes_with_c(pipeline, fold, kill_epoch):
-    (teacher_cache,) = (pipeline["preprocessed"] / "dumm_pseudo_labels").iterdir()
+    teacher_cache = pipeline["teacher_cache"]
     teacher_entries = _mtimes(teacher_cache)
     output = pipeline["student"] / f"fold_{fold}"
 

@@ -62,11 +62,13 @@ def test_config_metrics_and_ranking_are_written(pipeline):
 
 
 def test_teacher_pass_is_cached_and_round_two_has_its_own_pass(pipeline):
-    caches = list((pipeline["preprocessed"] / "dumm_pseudo_labels").iterdir())
-    assert len(caches) == 1
-    assert len(list(caches[0].glob("*.pkl"))) == TINY_SPEC.num_unlabeled
-    sources = json.loads((caches[0] / "sources.json").read_text())
+    cache = pipeline["teacher_cache"]
+    assert cache.parent == pipeline["preprocessed"] / "dumm_pseudo_labels"  # shared by the dataset's students
+    assert len(list(cache.glob("*.pkl"))) == TINY_SPEC.num_unlabeled
+    sources = json.loads((cache / "sources.json").read_text())
     assert sorted(m["fold"] for m in sources["models"]) == ["0", "1"]
+    # the pixel measure the student reads, and the mean softmax round 2 adds the student to
+    assert sources["contents"] == {"pixel_measures": ["entropy"], "means": ["p"]}
     (round2,) = (pipeline["student"] / "fold_0" / "dumm_pseudo_labels").glob("round2_*")
     assert len(list(round2.glob("*.pkl"))) == TINY_SPEC.num_unlabeled
     assert "student_weights_sha256" in json.loads((round2 / "sources.json").read_text())
@@ -236,7 +238,7 @@ def test_sharded_killed_and_resumed_pass_equals_the_trainers_pass(pipeline, tmp_
     import time
 
     bin_dir = Path(sys.executable).parent
-    (cache,) = (pipeline["preprocessed"] / "dumm_pseudo_labels").iterdir()
+    cache = pipeline["teacher_cache"]
     reference = tmp_path / "reference"
     shutil.move(cache, reference)
     command = [bin_dir / "nnUNetv2_dumm_pseudo_label", "-d", "950", "-c", "2d", "-tr", "nnUNetTrainerDUMM_test",

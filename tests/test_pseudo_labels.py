@@ -100,7 +100,7 @@ def assert_entry_matches(cache: PseudoLabelCache, case: str, reference: dict) ->
 def test_teacher_cache_equals_nnunets_predictor_and_the_stacked_measures(pipeline):
     from nnunet_dumm.unlabeled import load_preprocessed_image, unlabeled_preprocessed_folder
 
-    (cache_folder,) = (pipeline["preprocessed"] / "dumm_pseudo_labels").iterdir()
+    cache_folder = pipeline["teacher_cache"]
     cache = PseudoLabelCache(cache_folder)
     folder = unlabeled_preprocessed_folder("Dataset950_DUMMDemo", "nnUNetPlans_2d")
     cases = sorted(p.stem for p in cache_folder.glob("*.pkl"))
@@ -131,7 +131,7 @@ def test_round_pass_adds_the_student_to_cached_teacher_statistics(pipeline, tmp_
         unlabeled_preprocessed_folder,
     )
 
-    (teacher_folder,) = (pipeline["preprocessed"] / "dumm_pseudo_labels").iterdir()
+    teacher_folder = pipeline["teacher_cache"]
     folder = unlabeled_preprocessed_folder("Dataset950_DUMMDemo", "nnUNetPlans_2d")
     plans_manager = PlansManager(str(pipeline["preprocessed"] / "nnUNetPlans.json"))
     dataset_json = json.loads((pipeline["preprocessed"] / "dataset.json").read_text())

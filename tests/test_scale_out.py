@@ -32,7 +32,7 @@ def without_shared_work(pipeline, tmp_path):
     """The teachers' cache and the preprocessed unlabeled cases moved aside; yields them, puts them back after."""
     from nnunet_dumm.unlabeled import unlabeled_preprocessed_folder
 
-    (cache,) = (pipeline["preprocessed"] / "dumm_pseudo_labels").iterdir()
+    cache = pipeline["teacher_cache"]
     unlabeled = unlabeled_preprocessed_folder(DATASET, "nnUNetPlans_2d")
     aside = {"cache": tmp_path / "cache", "unlabeled": tmp_path / "unlabeled"}
     shutil.move(cache, aside["cache"])

@@ -11,7 +11,7 @@ from tests.conftest import run_console_script
 
 
 def test_suggest_lists_the_most_uncertain_cases_with_pictures_and_copies(pipeline, tmp_path):
-    (cache_folder,) = (pipeline["preprocessed"] / "dumm_pseudo_labels").iterdir()
+    cache_folder = pipeline["teacher_cache"]
     cache = PseudoLabelCache(cache_folder)
     cases = sorted(p.stem for p in cache_folder.glob("*.pkl"))
     uncertainty = cache.sample_uncertainty(cases, SampleUncertainty.DICE)
@@ -31,7 +31,7 @@ def test_suggest_lists_the_most_uncertain_cases_with_pictures_and_copies(pipelin
 
 
 def test_suggest_before_the_pass_is_complete_says_which_command_completes_it(pipeline, tmp_path):
-    (cache_folder,) = (pipeline["preprocessed"] / "dumm_pseudo_labels").iterdir()
+    cache_folder = pipeline["teacher_cache"]
     entry = sorted(cache_folder.glob("*.pkl"))[0]
     entry.rename(entry.with_suffix(".hidden"))  # as if the pass had not reached this case yet
     try:
