@@ -1,4 +1,4 @@
-"""nnUNetTrainerDUMM: a thin nnU-Net trainer that wires PUM pseudo-labels, SUS rounds and the weighted loss.
+"""nnUNetTrainerDUMM: a thin nnU-Net trainer that wires PUM pseudo-labels, SUS rounds and the masked loss.
 
 What it changes in nnU-Net's training loop:
 * ``on_train_start``: preprocesses new unlabeled images, runs (or resumes) the teachers' pseudo-label pass,
@@ -9,7 +9,8 @@ What it changes in nnU-Net's training loop:
   unlabeled batch, in two forward/backward passes whose gradients add up before one optimiser step;
 * ``on_train_epoch_end``: logs supervised/unlabeled losses, kept pixels, uncertainty, round, selection.
 The network, checkpoints and ``checkpoint_final.pth`` are nnU-Net's own, so stock ``nnUNetv2_predict`` and
-``nnUNetv2_ensemble`` work on the results folder. The round is derived from the epoch, the ranking from the
+``nnUNetv2_ensemble`` work on the results folder; the deployable checkpoints name ``nnUNetTrainer``, so plain
+nnU-Net predicts with them without this package (``on_train_end``). The round is derived from the epoch, the ranking from the
 teachers' cache, so ``--c`` resumes in the same round with the same selection.
 """
 
