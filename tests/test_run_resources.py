@@ -141,3 +141,11 @@ def test_report_keeps_earlier_keys_and_lists_commands(tmp_path):
     markdown = (tmp_path / "resources.md").read_text()
     assert "python first" in markdown and "python second" in markdown and "`student_peak_memory_vs_stock_2d` | 1.02" \
         in markdown
+
+
+def test_confident_maps_check_writes_both_formats(tmp_path):
+    checks = rr.confident_maps_check(tmp_path / "confident", (16, 16, 16), (16, 16, 16), margins=(8.0,), members=2)
+    (check,) = checks
+    assert check["voxels"] == 16**3 and check["nnunet_npz_bytes"] > 0
+    assert set(check["ours_files_per_case"]) == {"_maps.b2nd", "_means.b2nd", ".pkl"}
+    assert 0 <= check["mean_normalised_entropy"] < 0.5  # confident maps
