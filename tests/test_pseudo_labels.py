@@ -16,7 +16,7 @@ import torch
 from nnunet_dumm.cache import CacheContents, CorruptCacheEntry, PseudoLabelCache
 from nnunet_dumm.pseudo_labels import generate_pseudo_labels
 from nnunet_dumm.teachers import load_teacher_members
-from nnunet_dumm.uncertainty import EnsembleStatistics, PixelUncertainty
+from nnunet_dumm.uncertainty import SAMPLE_MEASURE_SUMS, EnsembleStatistics, PixelUncertainty, SampleUncertainty
 from tests.conftest import TINY_SPEC
 
 EPS = 1e-6
@@ -75,7 +75,10 @@ def nnunet_probabilities(model_folder: Path, folds, data: torch.Tensor) -> torch
     return torch.stack(probs)
 
 
-def assert_entry_matches(cache: PseudoLabelCache, case: str, reference: dict) -> None:
+def assert_entry_matches(cache: PseudoLabelCache, case: str, reference: dict,
+                         sample_measures: tuple[str, ...] = ("dust", "entropy", "dice")) -> None:
+    """``sample_measures``: the U(x) the entry must hold (a teachers' entry every one; a round entry those whose
+    sums the teachers' cached means carry)."""
     # nnU-Net accumulates logits in float16, we in float32: only pixels at an argmax tie (of the fused or of a
     # member's prediction) may differ in the argmax-based maps, only pixels at a rounding boundary in the others
     clear = ~reference["near_tie"]
@@ -91,10 +94,10 @@ def assert_entry_matches(cache: PseudoLabelCache, case: str, reference: dict) ->
         else:
             assert (difference <= 2).mean() >= 0.99, measure
     properties = cache.properties(case)
-    for measure, value in reference["U"].items():
-        if f"U_{measure}" in properties or not cache.contents.means:  # a teachers' entry holds every measure
-            # one pixel of one model's argmax at a tie moves a pairwise Dice of these small structures by 0.01
-            assert properties[f"U_{measure}"] == pytest.approx(value, abs=1e-2), measure
+    assert sorted(k for k in properties if k.startswith("U_")) == sorted(f"U_{m}" for m in sample_measures)
+    for measure in sample_measures:
+        # one pixel of one model's argmax at a tie moves a pairwise Dice of these small structures by 0.01
+        assert properties[f"U_{measure}"] == pytest.approx(reference["U"][measure], abs=1e-2), measure
 
 
 def test_teacher_cache_equals_nnunets_predictor_and_the_stacked_measures(pipeline):
@@ -139,17 +142,20 @@ def test_round_pass_adds_the_student_to_cached_teacher_statistics(pipeline, tmp_
     (student,) = load_teacher_members([(pipeline["student"], 0, "checkpoint_final.pth")], plans_manager,
                                       plans_manager.get_configuration("2d"), dataset_json, torch.device("cpu"), True)
     cases = sorted(p.stem for p in teacher_folder.glob("*.pkl"))[:4]
+    base = PseudoLabelCache(teacher_folder)
+    computable = tuple(m.value for m in SampleUncertainty if set(SAMPLE_MEASURE_SUMS[m]) <= set(base.contents.means))
+    assert "entropy" in computable
     round_cache = PseudoLabelCache(tmp_path / "round2")
     sources = {"test": "round2", "contents": CacheContents((PixelUncertainty.ENTROPY,)).to_dict()}
     generate_pseudo_labels([student], cases, lambda c: load_preprocessed_image(folder, c), round_cache, sources,
                            [1, 2, 3], case_shape=lambda c: preprocessed_shape(folder, c),
                            case_image=lambda c: preprocessed_fingerprint(folder, c),
-                           base=PseudoLabelCache(teacher_folder), verbose=False)
+                           base=base, verbose=False)
     for case in cases:
         data = torch.from_numpy(load_preprocessed_image(folder, case))
         probs = torch.cat([nnunet_probabilities(pipeline["stock"], (0, 1), data),
                            nnunet_probabilities(pipeline["student"], (0,), data)])
-        assert_entry_matches(round_cache, case, reference_measures(probs))
+        assert_entry_matches(round_cache, case, reference_measures(probs), computable)
         assert round_cache.properties(case)["members"][-1].startswith("nnUNetTrainerDUMM_test")
 
 
@@ -202,7 +208,8 @@ def test_disk_full_while_writing_leaves_nothing_and_says_so(tmp_path, monkeypatc
     with pytest.raises(OSError, match="no space left.*rerun the same command"):
         _write_one(cache)
     assert not cache.done("case_a")
-    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+    # of the entry nothing: only the cache's description, written before any entry
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["sources.json"]
     monkeypatch.setattr(blosc2, "asarray", real)
     _write_one(cache)  # the rerun
     assert cache.intact("case_a")
