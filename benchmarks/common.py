@@ -194,14 +194,20 @@ class StepLog:
         # benchmarks/pause.py stops this process group while it runs other work, and logs the pauses
         (self.path.parent / "benchmark.pid").write_text(str(os.getpgid(0)))
 
-    def _paused_between(self, start: float, end: float) -> float:
+    def paused_between(self, start: float, end: float) -> float:
+        """Seconds of [start, end] during which the benchmark was stopped; pauses logged by commands that ran at the
+        same time overlap, so their union counts, not their sum."""
         pauses = self.path.parent / "pauses.jsonl"
         if not pauses.is_file():
             return 0.0
-        total = 0.0
-        for line in pauses.read_text().splitlines():
-            pause = json.loads(line)
-            total += max(0.0, min(end, pause["end"]) - max(start, pause["start"]))
+        intervals = sorted((max(start, p["start"]), min(end, p["end"]))
+                           for p in map(json.loads, pauses.read_text().splitlines()))
+        total, covered_until = 0.0, start
+        for begin, finish in intervals:
+            begin = max(begin, covered_until)
+            if finish > begin:
+                total += finish - begin
+                covered_until = finish
         return total
 
     @contextmanager
@@ -213,7 +219,7 @@ class StepLog:
         start, wall_start = time.perf_counter(), time.time()
         yield record
         elapsed = time.perf_counter() - start
-        paused = self._paused_between(wall_start, time.time())
+        paused = self.paused_between(wall_start, time.time())
         previous = self.steps.get(name, {})
         if record["skipped"] and previous.get("wall_s") is not None and not previous.get("skipped"):
             entry = {**previous, "resumed_skip_s": round(elapsed, 1)}
@@ -239,7 +245,8 @@ class StepLog:
     def table(self) -> str:
         lines = ["| step | wall time | note |", "|---|---:|---|"]
         for name, entry in self.of_this_run.items():
-            wall = entry.get("wall_s")
+            # a job of several at once: its own time, not how long the step waited for it after the one before
+            wall = entry.get("worker_wall_s", entry.get("wall_s"))
             note = "skipped, no earlier timing" if entry.get("skipped") else ""
             if "resumed_skip_s" in entry:
                 note = "timing of an earlier run (resumed)"

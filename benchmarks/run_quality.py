@@ -147,17 +147,18 @@ def check_trained_as(work_dir: Path, dataset_name: str, models: list[Model]) -> 
             "rerun: those rows train anew and their predictions are made again.")
 
 
-def train_model(work_dir: str, dataset_name: str, model: Model, device: str, threads: int | None = None) -> float:
-    """Trains one model (in this process or a worker process, then with its share of the cores); returns the wall
-    time."""
+def train_model(work_dir: str, dataset_name: str, model: Model, device: str,
+                threads: int | None = None) -> tuple[float, float]:
+    """Trains one model (in this process or a worker process, then with its share of the cores); returns when it
+    started and ended (``time.time()``), so that the pauses in between can be taken out."""
     from nnunet_dumm.runs import train_fold
 
-    start = time.perf_counter()
+    start = time.time()
     os.environ["nnUNet_results"] = str(Path(work_dir) / model.root)  # nnU-Net reads its paths at call time
     seed_everything(100 * model.seed + model.fold)
     train_fold(dataset_name, CONFIGURATION, model.fold, model.trainer, plans=model.plans, device=device,
                threads=threads)
-    return time.perf_counter() - start
+    return start, time.time()
 
 
 def _set_environment(environment: dict) -> None:  # a worker's initializer: nnU-Net's paths and settings
@@ -193,7 +194,8 @@ def train_all(models: list[Model], args: argparse.Namespace, dataset_name: str, 
                    for model in todo}
         for model, future in futures.items():
             with step(model, f", {args.jobs} jobs at once") as record:
-                record["worker_wall_s"] = round(future.result(), 1)
+                start, end = future.result()
+                record["worker_wall_s"] = round(end - start - steps.paused_between(start, end), 1)
 
 
 def step_name(model: Model, dataset_name: str) -> str:

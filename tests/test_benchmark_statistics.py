@@ -87,3 +87,16 @@ def test_a_report_lists_the_steps_of_its_own_run_with_earlier_timings_of_resumed
     assert quality.of_this_run["train_a"]["wall_s"] == 300.0
     assert "curve_dev_1000" not in quality.table() and "5.0 min" in quality.table()
     assert set(json.loads(log.read_text())) == {"curve_dev_1000", "train_a", "report"}  # the resume record keeps all
+
+
+def test_overlapping_pauses_are_taken_out_once(tmp_path):
+    # two paused test runs at once logged overlapping intervals; their sum had made a step's wall time negative
+    from benchmarks.common import StepLog
+
+    log = tmp_path / "benchmark_steps.json"
+    steps = StepLog(log, total=0)
+    pauses = [(100.0, 160.0), (120.0, 150.0), (140.0, 170.0), (300.0, 400.0)]
+    (tmp_path / "pauses.jsonl").write_text("".join(json.dumps({"start": a, "end": b}) + "\n" for a, b in pauses))
+    assert steps.paused_between(0.0, 200.0) == 70.0  # [100, 170] once
+    assert steps.paused_between(150.0, 350.0) == 20.0 + 50.0  # clipped to the window at both ends
+    assert steps.paused_between(200.0, 290.0) == 0.0
