@@ -15,10 +15,8 @@ DATASET = "Dataset990_Teachers"
 CASES = [f"case_{i}" for i in range(10)]
 
 
-@pytest.fixture
-def teachers(tmp_path, monkeypatch):
-    """A model folder with folds 0-4, 7 and all trained (a checkpoint each), fold 5 without one, and the
-    dataset's 5-fold splits."""
+def _five_fold_splits(tmp_path, monkeypatch) -> list[dict]:
+    """nnU-Net's 5-fold splits of CASES, written to a temporary nnUNet_preprocessed."""
     import nnunetv2.paths
 
     preprocessed = tmp_path / "preprocessed" / DATASET
@@ -27,6 +25,14 @@ def teachers(tmp_path, monkeypatch):
               for k in range(5)]
     (preprocessed / "splits_final.json").write_text(json.dumps(splits))
     monkeypatch.setattr(nnunetv2.paths, "nnUNet_preprocessed", str(tmp_path / "preprocessed"))
+    return splits
+
+
+@pytest.fixture
+def teachers(tmp_path, monkeypatch):
+    """A model folder with folds 0-4, 7 and all trained (a checkpoint each), fold 5 without one, and the
+    dataset's 5-fold splits."""
+    splits = _five_fold_splits(tmp_path, monkeypatch)
     folder = tmp_path / "results" / DATASET / "nnUNetTrainer__nnUNetPlans__2d"
     for fold in (0, 1, 2, 3, 4, 5, 7, "all"):
         (folder / f"fold_{fold}").mkdir(parents=True)
@@ -69,14 +75,7 @@ def test_leak_free_with_too_few_clean_teachers_says_why(teachers):
 def two_of_five(tmp_path, monkeypatch):
     """A stock run (looked up by trainer name) with folds 0 and 1 trained, fold 2 still training (a
     checkpoint_latest.pth only), folds 3 and 4 not started, and the dataset's 5-fold splits."""
-    import nnunetv2.paths
-
-    preprocessed = tmp_path / "preprocessed" / DATASET
-    preprocessed.mkdir(parents=True)
-    splits = [{"train": [c for j, c in enumerate(CASES) if j // 2 != k], "val": CASES[2 * k:2 * k + 2]}
-              for k in range(5)]
-    (preprocessed / "splits_final.json").write_text(json.dumps(splits))
-    monkeypatch.setattr(nnunetv2.paths, "nnUNet_preprocessed", str(tmp_path / "preprocessed"))
+    splits = _five_fold_splits(tmp_path, monkeypatch)
     monkeypatch.setenv("nnUNet_results", str(tmp_path / "results"))
     folder = tmp_path / "results" / DATASET / "nnUNetTrainer__nnUNetPlans__2d"
     for fold, checkpoint in ((0, "checkpoint_final.pth"), (1, "checkpoint_final.pth"), (2, "checkpoint_latest.pth")):
