@@ -117,13 +117,14 @@ def plot(summary: dict, path: Path) -> None:
                      label=LABELS[key].replace("`", ""))
     axes[0].set_ylabel("mean Dice x 100 (test set)")
     axes[0].legend(fontsize=8)
-    for offset, reference in ((-0.03, "stock_ensemble"), (0.03, "stock_2x")):
-        xs = [b for b in budgets if f"dumm_vs_{reference}" in summary[b]["comparisons"]]
-        values = [summary[b]["comparisons"][f"dumm_vs_{reference}"] for b in xs]
+    for offset, (row, reference) in ((-0.04, ("dumm", "stock_ensemble")), (0.0, ("dumm", "stock_2x")),
+                                     (0.04, ("dumm_paper", "stock_ensemble"))):
+        xs = [b for b in budgets if f"{row}_vs_{reference}" in summary[b]["comparisons"]]
+        values = [summary[b]["comparisons"][f"{row}_vs_{reference}"] for b in xs]
         axes[1].errorbar([b * 2 ** offset for b in xs], [100 * v["mean_diff"] for v in values],
                          yerr=[[100 * (v["mean_diff"] - v["ci95"][0]) for v in values],
                                [100 * (v["ci95"][1] - v["mean_diff"]) for v in values]],
-                         marker="o", capsize=4, label=f"DUMM - {LABELS[reference]}")
+                         marker="o", capsize=4, label=DIFFERENCES[row, reference])
     axes[1].axhline(0, color="grey", lw=0.8)
     axes[1].set_ylabel("Dice difference x 100, 95 % interval")
     axes[1].legend(fontsize=8)
