@@ -117,8 +117,9 @@ def plot(summary: dict, path: Path) -> None:
                      label=LABELS[key].replace("`", ""))
     axes[0].set_ylabel("mean Dice x 100 (test set)")
     axes[0].legend(fontsize=8)
-    for offset, (row, reference) in ((-0.04, ("dumm", "stock_ensemble")), (0.0, ("dumm", "stock_2x")),
-                                     (0.04, ("dumm_paper", "stock_ensemble"))):
+    plotted = [pair for pair in DIFFERENCES if pair != ("dumm", "stock")]  # the gain over stock fold 0 is in the table
+    for i, (row, reference) in enumerate(plotted):
+        offset = 0.04 * (i - (len(plotted) - 1) / 2)  # side by side around each budget
         xs = [b for b in budgets if f"{row}_vs_{reference}" in summary[b]["comparisons"]]
         values = [summary[b]["comparisons"][f"{row}_vs_{reference}"] for b in xs]
         axes[1].errorbar([b * 2 ** offset for b in xs], [100 * v["mean_diff"] for v in values],
