@@ -5,8 +5,8 @@ tiles at ``tile_step_size`` with nnU-Net's step rule, Gaussian importance weight
 augmentation averaged over all axis combinations, padding reverted. What differs is only how the work is fed to
 the network: nnU-Net runs one tile and one mirror per forward pass (36 passes of batch 1 for a 9-slice volume in
 the 2d configuration), which leaves a CPU or GPU mostly idle; here tiles of one or several cases and all their
-mirrors go through the network together, and the logits are accumulated in float32 (nnU-Net: float16), so
-results agree with nnU-Net's up to floating-point rounding.
+mirrors go through the network together (as many as ``voxels_per_forward`` allows), and the logits are accumulated
+in float32 (nnU-Net: float16), so results agree with nnU-Net's up to floating-point rounding.
 
 On CUDA the image, tiles and accumulators stay on the device; if that runs out of memory the accumulators move
 to the CPU, as nnU-Net's predictor does.
@@ -135,15 +135,19 @@ class SlidingWindow:
         return [c for i in range(len(axes)) for c in itertools.combinations(axes, i + 1)]
 
     def _forward_mirrored(self, tiles: torch.Tensor) -> torch.Tensor:
-        """nnU-Net's ``_internal_maybe_mirror_and_predict`` for a batch of tiles, every mirror in one pass."""
-        combinations = self._mirror_combinations()
-        batch = torch.cat([tiles, *(torch.flip(tiles, axes) for axes in combinations)])
-        output = self.network(batch)
-        parts = output.split(tiles.shape[0])
-        prediction = parts[0].float()
-        for part, axes in zip(parts[1:], combinations):
-            prediction += torch.flip(part, axes).float()
-        return prediction / (len(combinations) + 1)
+        """nnU-Net's ``_internal_maybe_mirror_and_predict`` for a batch of tiles, every mirror in one pass unless
+        that exceeds ``voxels_per_forward``: the 8 mirrored views of a 128^3 ``3d_fullres`` patch in one batch would
+        need 8 times the activation memory of nnU-Net's predictor (one view per pass), so such views go in groups."""
+        views = [(), *self._mirror_combinations()]
+        views_per_pass = max(1, voxels_per_forward(self.device) // (math.prod(self.patch_size) * tiles.shape[0]))
+        prediction = None
+        for start in range(0, len(views), views_per_pass):
+            group = views[start:start + views_per_pass]
+            batch = torch.cat([torch.flip(tiles, axes) if axes else tiles for axes in group])
+            for part, axes in zip(self.network(batch).split(tiles.shape[0]), group):
+                part = (torch.flip(part, axes) if axes else part).float()
+                prediction = part if prediction is None else prediction.add_(part)
+        return prediction / len(views)
 
     @torch.inference_mode()
     def _predict(self, images: Sequence[torch.Tensor], results_device: torch.device) -> list[torch.Tensor]:

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from nnunet_dumm.cache import CacheContents, CorruptCacheEntry, PseudoLabelCache
+from nnunet_dumm.prediction import voxels_per_forward
 from nnunet_dumm.pseudo_labels import generate_pseudo_labels
 from nnunet_dumm.teachers import load_teacher_members
 from nnunet_dumm.uncertainty import SAMPLE_MEASURE_SUMS, EnsembleStatistics, PixelUncertainty, SampleUncertainty
@@ -159,9 +160,16 @@ def test_round_pass_adds_the_student_to_cached_teacher_statistics(pipeline, tmp_
         assert round_cache.properties(case)["members"][-1].startswith("nnUNetTrainerDUMM_test")
 
 
-def test_sliding_window_with_many_tiles_equals_nnunets(pipeline):
-    """An image of several overlapping tiles (and padding), batched vs nnU-Net's one tile per pass."""
+@pytest.mark.parametrize("views_per_pass", [None, 1, 3])
+def test_sliding_window_with_many_tiles_equals_nnunets(pipeline, monkeypatch, views_per_pass):
+    """An image of several overlapping tiles (and padding), batched vs nnU-Net's one tile per pass; also with a
+    forward-pass budget below one tile's 4 mirrored views (a large patch), which runs them in groups within it."""
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    patch_voxels = math.prod(json.loads((pipeline["preprocessed"] / "nnUNetPlans.json").read_text())
+                             ["configurations"]["2d"]["patch_size"])
+    if views_per_pass is not None:
+        monkeypatch.setenv("NNUNET_DUMM_VOXELS_PER_FORWARD", str(views_per_pass * patch_voxels))
 
     plans_manager = PlansManager(str(pipeline["preprocessed"] / "nnUNetPlans.json"))
     dataset_json = json.loads((pipeline["preprocessed"] / "dataset.json").read_text())
@@ -169,7 +177,10 @@ def test_sliding_window_with_many_tiles_equals_nnunets(pipeline):
                                      plans_manager.get_configuration("2d"), dataset_json, torch.device("cpu"), True)
     data = torch.randn(1, 3, 75, 29, generator=torch.Generator().manual_seed(0))  # 3 slices, padded in x
     assert member.window.num_tiles(data.shape[1:]) > 3 * 2
+    batch_sizes = []
+    member.window.network.register_forward_pre_hook(lambda _, inputs: batch_sizes.append(inputs[0].shape[0]))
     (ours,) = member.predict_probabilities([data])
+    assert max(batch_sizes) * patch_voxels <= voxels_per_forward(torch.device("cpu"))
     reference = nnunet_probabilities(pipeline["stock"], (0,), data)[0]
     assert ours.shape == reference.shape
     torch.testing.assert_close(ours, reference, atol=5e-3, rtol=0)
