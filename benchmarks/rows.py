@@ -55,7 +55,7 @@ class Row:
     the stock baselines, the recommended DUMM and DUMM without the mask: the claims need seeds; the paper's setting
     is the reference the recommended method was chosen against on the dev split, one seed is its measurement.
     ``oracle`` rows train on the oracle twin of the dataset (``datasets.prepare_oracle``): the pool's true labels as
-    labels.
+    labels. ``label`` names an ensemble's size as ``{folds}`` (``label_for``): ACDC-3 has three teacher folds.
     """
 
     key: str
@@ -66,23 +66,27 @@ class Row:
     seeded: bool = False
     oracle: bool = False
 
+    def label_for(self, teacher_folds: int) -> str:
+        """The row's name in a report whose ensembles have ``teacher_folds`` folds."""
+        return self.label.format(folds=teacher_folds)
+
 
 ROWS = (
     Row("stock", "stock nnU-Net fold 0 (labeled only)", STOCK, seeded=True),
-    Row("stock_ensemble", "stock nnU-Net 5-fold ensemble (the teachers)", STOCK, ensemble=True),
+    Row("stock_ensemble", "stock nnU-Net {folds}-fold ensemble (the teachers)", STOCK, ensemble=True),
     Row("stock_2x", "stock nnU-Net fold 0, twice the iterations (the student's sample count)", STOCK, budget="2x",
         seeded=True),
-    Row("stock_2x_ensemble", "stock nnU-Net 5-fold ensemble, twice the iterations (the student ensemble's cost)",
+    Row("stock_2x_ensemble", "stock nnU-Net {folds}-fold ensemble, twice the iterations (the student ensemble's cost)",
         STOCK, ensemble=True, budget="2x"),
     # the ablations of the recommended method
     Row("pseudo_label", "plain pseudo-labelling (fold-0 teacher)", "nnUNetTrainerPseudoLabel"),
     Row("dumm_nosus", "DUMM without SUS", "nnUNetTrainerDUMM_noSUS"),
     Row("dumm_nopum", "DUMM without PUM", "nnUNetTrainerDUMM_noPUM"),
     Row("dumm", "DUMM (PUM's class-quantile mask + SUS, recommended), fold 0", "nnUNetTrainerDUMM", seeded=True),
-    Row("dumm_ensemble", "DUMM 5-fold student ensemble", "nnUNetTrainerDUMM", ensemble=True),
+    Row("dumm_ensemble", "DUMM {folds}-fold student ensemble", "nnUNetTrainerDUMM", ensemble=True),
     Row("dumm_paper", "DUMM as published (PUM's fixed mask + SUS), fold 0", "nnUNetTrainerDUMM_paper"),
     Row("no_mask", "DUMM with every pseudo-label pixel counted (no mask)", "nnUNetTrainerDUMM_noMask", seeded=True),
-    Row("no_mask_ensemble", "DUMM without the mask, 5-fold student ensemble", "nnUNetTrainerDUMM_noMask",
+    Row("no_mask_ensemble", "DUMM without the mask, {folds}-fold student ensemble", "nnUNetTrainerDUMM_noMask",
         ensemble=True),
     # a measured choice: the teachers' pass without test-time mirroring
     Row("dumm_no_mirroring", "DUMM, the teachers' pass without test-time mirroring",

@@ -252,6 +252,7 @@ def evaluate_rows(args: argparse.Namespace, raw: Path, dataset_names: dict[bool,
     dataset_json = json.loads((raw / "dataset.json").read_text())
     results = {}
     for row in rows:
+        label = row.label_for(args.teacher_folds)
         per_seed = {}
         for seed, models in row_models(row, args).items():
             model_folder = model_fold_folder(args.work_dir, dataset_names[row.oracle], models[0]).parent
@@ -259,17 +260,17 @@ def evaluate_rows(args: argparse.Namespace, raw: Path, dataset_names: dict[bool,
             key = prediction_key(args, row)
             output = args.work_dir / "predictions" / key / f"seed{seed}"
             with steps.step(f"predict_{key}_seed{seed}",
-                            f"predict {images} + evaluate: {row.label}, folds {folds}, seed {seed}") as record:
+                            f"predict {images} + evaluate: {label}, folds {folds}, seed {seed}") as record:
                 check_predicted_by(output, model_folder, folds)
                 record["skipped"] = (output / "summary.json").is_file()
                 summary = predict_and_evaluate(model_folder, folds, raw / images, raw / labels, output, args.device)
             per_case = case_metrics(summary, dataset_json)
             per_seed[seed] = {"model_folder": str(model_folder), "folds": list(folds), "predictions": str(output),
                               "summary": aggregate(per_case), "per_case": per_case}
-            print(f"{row.label}, seed {seed}: mean Dice {100 * per_seed[seed]['summary']['mean']['Dice']['mean']:.1f}")
+            print(f"{label}, seed {seed}: mean Dice {100 * per_seed[seed]['summary']['mean']['Dice']['mean']:.1f}")
         seed_means = {s: v["summary"]["mean"]["Dice"]["mean"] for s, v in per_seed.items()}
         trainer = trainer_name(row.arm, row_budget(args, row))
-        results[row.key] = {"label": row.label, "trainer": trainer,
+        results[row.key] = {"label": label, "trainer": trainer,
                             "ensemble": row.ensemble, "seeds": per_seed,
                             "mean_dice_per_seed": seed_means,
                             "mean_dice_over_seeds": sum(seed_means.values()) / len(seed_means)}

@@ -95,6 +95,14 @@ def test_every_comparison_names_rows_that_exist():
     assert not {(b, a) for a, b in COMPARISONS} & set(COMPARISONS)
 
 
+@pytest.mark.parametrize("teacher_folds", [3, 5])
+def test_an_ensemble_row_is_named_by_its_number_of_folds(teacher_folds):
+    labels = {row.key: row.label_for(teacher_folds) for row in ROWS}
+    assert labels["stock_ensemble"] == f"stock nnU-Net {teacher_folds}-fold ensemble (the teachers)"
+    assert all(f"{teacher_folds}-fold" in labels[row.key] for row in ROWS if row.ensemble)
+    assert not any("{" in label or ("-fold" in label) != row.ensemble for row, label in zip(ROWS, labels.values()))
+
+
 def test_the_dev_dataset_gets_nnunets_default_split_before_any_model_trained(tmp_path):
     raw, preprocessed = tmp_path / "raw", tmp_path / "pre"
     (raw / "labelsTr").mkdir(parents=True)
