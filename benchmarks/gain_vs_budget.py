@@ -1,19 +1,25 @@
-"""Does the gain last as training lengthens? The recommended DUMM against the stock ensemble at several budgets.
+"""Does the gain last as training lengthens, or with other label budgets? The recommended DUMM against the stock
+ensemble at several budgets.
 
 Reads the quality reports of one dataset at several iteration budgets (each run with ``run_quality.py --proxy-budget
 <N>it``; a budget's rows may come from several reports of the same teachers, e.g. the student from one run and stock
-at twice the iterations from another) and writes one table and one figure: per budget the mean Dice of stock fold 0,
-stock at twice the iterations, the stock 5-fold ensemble, the recommended ``dumm`` (one fold) and the paper's
-setting, and the paired bootstrap differences ``dumm`` - stock ensemble and ``dumm`` - stock at twice the
-iterations (the student's sample count), as ``run_quality.py`` computes them. Reports written before 0.2.0 are read
-under today's row names (``reports.load_report``). A row found in several reports of one budget must have the same
-Dice on every case in their common seeds (the same teachers and cases), or the script stops.
+at twice the iterations from another), or with ``--axis labeled`` at several label budgets (``--labeled N``), and
+writes one table and one figure: per budget the mean Dice of stock fold 0, stock at twice the iterations, the stock
+ensemble of the teacher folds, the recommended ``dumm`` (one fold) and the paper's setting, and the paired bootstrap
+differences ``dumm`` - stock ensemble and ``dumm`` - stock at twice the iterations (the student's sample count), as
+``run_quality.py`` computes them. Reports written before 0.2.0 are read under today's row names
+(``reports.load_report``). A row found in several reports of one budget must have the same Dice on every case in their
+common seeds (the same teachers and cases), or the script stops. Columns no report has are left out.
 
 Example:
     python benchmarks/gain_vs_budget.py --out benchmarks/results/acdc_gain_vs_budget_L7 \\
         --report 1000 benchmarks/results/acdc_proxy1000it_L7/acdc_proxy1000it_L7_ds4_5folds.json \\
         --report 2000 benchmarks/results/acdc_proxy_L7_ds4_classquantile/acdc_proxy_L7_ds4_5folds.json \\
         --report 2000 benchmarks/results/acdc_stock_2x_3seeds/acdc_proxy_L7_ds4_5folds.json
+    python benchmarks/gain_vs_budget.py --axis labeled --out benchmarks/results/acdc_gain_vs_labels_1000it \\
+        --report 3 benchmarks/results/acdc_proxy1000it_L3/acdc_proxy1000it_L3_ds4_3folds.json \\
+        --report 7 benchmarks/results/acdc_proxy1000it_L7/acdc_proxy1000it_L7_ds4_5folds.json \\
+        --report 14 benchmarks/results/acdc_proxy1000it_L14/acdc_proxy1000it_L14_ds4_5folds.json
 """
 
 from __future__ import annotations
@@ -29,12 +35,15 @@ from benchmarks.reports import load_report  # noqa: E402
 from benchmarks.stats import compare_rows, dice_matrix  # noqa: E402
 
 ROWS = ("stock", "stock_2x", "stock_ensemble", "dumm", "dumm_paper")
-LABELS = {"stock": "stock fold 0", "stock_2x": "stock fold 0, 2x iterations", "stock_ensemble": "stock 5-fold ensemble",
+LABELS = {"stock": "stock fold 0", "stock_2x": "stock fold 0, 2x iterations", "stock_ensemble": "stock ensemble of the teacher folds",
           "dumm": "`nnUNetTrainerDUMM`, fold 0", "dumm_paper": "`nnUNetTrainerDUMM_paper`, fold 0"}
 # the differences the table shows, with their column heads
 DIFFERENCES = {("dumm", "stock_ensemble"): "DUMM - stock ensemble", ("dumm", "stock_2x"): "DUMM - stock 2x",
                ("dumm", "stock"): "DUMM - stock fold 0", ("dumm_paper", "stock_ensemble"): "paper - stock ensemble"}
 PAIRS = (*DIFFERENCES, ("stock_2x", "stock"))
+# --axis: what a budget counts, and the table's title
+AXES = {"iterations": ("iterations per model", "The gain against the training budget"),
+        "labeled": ("labeled patients", "The gain against the label budget")}
 
 
 def merge_rows(reports: list[dict]) -> dict:
@@ -82,49 +91,56 @@ def _difference(comparison: dict | None) -> str:
     return f"{100 * comparison['mean_diff']:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
 
 
-def markdown(summary: dict, sources: dict[int, list[str]], command: str, commit: str) -> str:
-    header = "| iterations per model | " + " | ".join([*(LABELS[r] for r in ROWS), *DIFFERENCES.values()]) + " |"
-    lines = [header, "|---" * (len(ROWS) + len(DIFFERENCES) + 1) + "|"]
+def markdown(summary: dict, sources: dict[int, list[str]], command: str, commit: str, axis: str = "iterations") -> str:
+    rows = [key for key in ROWS if any(key in entry["rows"] for entry in summary.values())]
+    differences = [pair for pair in DIFFERENCES
+                   if any(f"{pair[0]}_vs_{pair[1]}" in entry["comparisons"] for entry in summary.values())]
+    budget_name, title = AXES[axis]
+    header = f"| {budget_name} | " + " | ".join([*(LABELS[r] for r in rows), *(DIFFERENCES[p] for p in differences)])
+    lines = [header + " |", "|---" * (len(rows) + len(differences) + 1) + "|"]
     for budget, entry in summary.items():
         cells = []
-        for key in ROWS:
+        for key in rows:
             row = entry["rows"].get(key)
             cells.append("-" if row is None else f"{100 * row['mean_dice']:.1f} ({len(row['seeds'])} seed"
                                                  f"{'s' if len(row['seeds']) > 1 else ''})")
         comparisons = entry["comparisons"]
         lines.append(f"| {budget:,} | " + " | ".join(cells) + " | " + " | ".join(
-            _difference(comparisons.get(f"{row}_vs_{ref}")) for row, ref in DIFFERENCES) + " |")
+            _difference(comparisons.get(f"{row}_vs_{ref}")) for row, ref in differences) + " |")
     report_lines = [f"* {budget:,}: " + ", ".join(f"`{s}`" for s in files) for budget, files in sources.items()]
     return "\n".join([
-        "# The gain against the training budget", "",
+        f"# {title}", "",
         "Mean Dice x 100 on the test set; differences with paired 95 % bootstrap intervals over the cases (and the "
         "seeds of each row). Stock at twice the iterations has the student's sample count (a labeled and an "
         "unlabeled batch per iteration).", "", *lines, "", "Reports:", *report_lines, "",
         f"Command: `{command}`", f"Commit: {commit}", ""])
 
 
-def plot(summary: dict, path: Path) -> None:
+def plot(summary: dict, path: Path, axis: str = "iterations") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     budgets = list(summary)
+    nan = float("nan")  # a budget without the row: the line breaks there rather than joining its neighbours
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for key, marker in zip(ROWS, "os^Dv"):
-        xs = [b for b in budgets if key in summary[b]["rows"]]
-        axes[0].plot(xs, [100 * summary[b]["rows"][key]["mean_dice"] for b in xs], marker=marker,
-                     label=LABELS[key].replace("`", ""))
+        ys = [100 * summary[b]["rows"][key]["mean_dice"] if key in summary[b]["rows"] else nan for b in budgets]
+        if any(y == y for y in ys):
+            axes[0].plot(budgets, ys, marker=marker, label=LABELS[key].replace("`", ""))
     axes[0].set_ylabel("mean Dice x 100 (test set)")
     axes[0].legend(fontsize=8)
     plotted = [pair for pair in DIFFERENCES if pair != ("dumm", "stock")]  # the gain over stock fold 0 is in the table
     for i, (row, reference) in enumerate(plotted):
         offset = 0.04 * (i - (len(plotted) - 1) / 2)  # side by side around each budget
-        xs = [b for b in budgets if f"{row}_vs_{reference}" in summary[b]["comparisons"]]
-        values = [summary[b]["comparisons"][f"{row}_vs_{reference}"] for b in xs]
-        axes[1].errorbar([b * 2 ** offset for b in xs], [100 * v["mean_diff"] for v in values],
-                         yerr=[[100 * (v["mean_diff"] - v["ci95"][0]) for v in values],
-                               [100 * (v["ci95"][1] - v["mean_diff"]) for v in values]],
+        values = [summary[b]["comparisons"].get(f"{row}_vs_{reference}") for b in budgets]
+        if not any(values):
+            continue
+        means = [100 * v["mean_diff"] if v else nan for v in values]
+        axes[1].errorbar([b * 2 ** offset for b in budgets], means,
+                         yerr=[[m - 100 * v["ci95"][0] if v else nan for m, v in zip(means, values)],
+                               [100 * v["ci95"][1] - m if v else nan for m, v in zip(means, values)]],
                          marker="o", capsize=4, label=DIFFERENCES[row, reference])
     axes[1].axhline(0, color="grey", lw=0.8)
     axes[1].set_ylabel("Dice difference x 100, 95 % interval")
@@ -132,7 +148,7 @@ def plot(summary: dict, path: Path) -> None:
     for ax in axes:
         ax.set_xscale("log", base=2)
         ax.set_xticks(budgets, [f"{b:,}" for b in budgets])
-        ax.set_xlabel("iterations per model")
+        ax.set_xlabel(AXES[axis][0])
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -140,22 +156,25 @@ def plot(summary: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--report", nargs=2, action="append", required=True, metavar=("ITERATIONS", "REPORT_JSON"),
-                        help="a budget and one of its reports (repeat; several reports per budget are merged)")
+    parser.add_argument("--report", nargs=2, action="append", required=True, metavar=("BUDGET", "REPORT_JSON"),
+                        help="a budget (iterations, or labeled patients with --axis labeled) and one of its reports "
+                             "(repeat; several reports per budget are merged)")
+    parser.add_argument("--axis", choices=tuple(AXES), default="iterations",
+                        help="what the budgets count: iterations per model (default) or labeled patients")
     parser.add_argument("--out", type=Path, required=True, help="output stem: <out>.md, .json, .png")
     args = parser.parse_args(argv)
     budgets: dict[int, list[dict]] = {}
     sources: dict[int, list[str]] = {}
-    for iterations, report in args.report:
-        budgets.setdefault(int(iterations), []).append(load_report(Path(report)))
-        sources.setdefault(int(iterations), []).append(repo_relative(Path(report)))
+    for budget, report in args.report:
+        budgets.setdefault(int(budget), []).append(load_report(Path(report)))
+        sources.setdefault(int(budget), []).append(repo_relative(Path(report)))
     summary = summarise(budgets)
     command, commit = command_line(), git_commit()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(args.out.with_suffix(".json"), {"command": command, "git_commit": commit, "reports": sources,
-                                               "budgets": summary})
-    args.out.with_suffix(".md").write_text(markdown(summary, sources, command, commit))
-    plot(summary, args.out.with_suffix(".png"))
+    write_json(args.out.with_suffix(".json"), {"command": command, "git_commit": commit, "axis": args.axis,
+                                               "reports": sources, "budgets": summary})
+    args.out.with_suffix(".md").write_text(markdown(summary, sources, command, commit, args.axis))
+    plot(summary, args.out.with_suffix(".png"), args.axis)
     print(args.out.with_suffix(".md").read_text())
 
 
