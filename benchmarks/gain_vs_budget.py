@@ -35,8 +35,9 @@ from benchmarks.reports import load_report  # noqa: E402
 from benchmarks.stats import compare_rows, dice_matrix  # noqa: E402
 
 ROWS = ("stock", "stock_2x", "stock_ensemble", "dumm", "dumm_paper")
-LABELS = {"stock": "stock fold 0", "stock_2x": "stock fold 0, 2x iterations", "stock_ensemble": "stock ensemble of the teacher folds",
-          "dumm": "`nnUNetTrainerDUMM`, fold 0", "dumm_paper": "`nnUNetTrainerDUMM_paper`, fold 0"}
+LABELS = {"stock": "stock fold 0", "stock_2x": "stock fold 0, 2x iterations",
+          "stock_ensemble": "stock ensemble of the teacher folds", "dumm": "`nnUNetTrainerDUMM`, fold 0",
+          "dumm_paper": "`nnUNetTrainerDUMM_paper`, fold 0"}
 # the differences the table shows, with their column heads
 DIFFERENCES = {("dumm", "stock_ensemble"): "DUMM - stock ensemble", ("dumm", "stock_2x"): "DUMM - stock 2x",
                ("dumm", "stock"): "DUMM - stock fold 0", ("dumm_paper", "stock_ensemble"): "paper - stock ensemble"}
