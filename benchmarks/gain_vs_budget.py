@@ -92,10 +92,16 @@ def _difference(comparison: dict | None) -> str:
     return f"{100 * comparison['mean_diff']:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
 
 
-def markdown(summary: dict, sources: dict[int, list[str]], command: str, commit: str, axis: str = "iterations") -> str:
+def shown(summary: dict) -> tuple[list[str], list[tuple[str, str]]]:
+    """The rows and the differences at least one budget has: the table's columns and the figure's lines."""
     rows = [key for key in ROWS if any(key in entry["rows"] for entry in summary.values())]
     differences = [pair for pair in DIFFERENCES
                    if any(f"{pair[0]}_vs_{pair[1]}" in entry["comparisons"] for entry in summary.values())]
+    return rows, differences
+
+
+def markdown(summary: dict, sources: dict[int, list[str]], command: str, commit: str, axis: str = "iterations") -> str:
+    rows, differences = shown(summary)
     budget_name, title = AXES[axis]
     header = f"| {budget_name} | " + " | ".join([*(LABELS[r] for r in rows), *(DIFFERENCES[p] for p in differences)])
     lines = [header + " |", "|---" * (len(rows) + len(differences) + 1) + "|"]
@@ -124,20 +130,19 @@ def plot(summary: dict, path: Path, axis: str = "iterations") -> None:
     import matplotlib.pyplot as plt
 
     budgets = list(summary)
+    rows, differences = shown(summary)
     nan = float("nan")  # a budget without the row: the line breaks there rather than joining its neighbours
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for key, marker in zip(ROWS, "os^Dv"):
-        ys = [100 * summary[b]["rows"][key]["mean_dice"] if key in summary[b]["rows"] else nan for b in budgets]
-        if any(y == y for y in ys):
+        if key in rows:
+            ys = [100 * summary[b]["rows"][key]["mean_dice"] if key in summary[b]["rows"] else nan for b in budgets]
             axes[0].plot(budgets, ys, marker=marker, label=LABELS[key].replace("`", ""))
     axes[0].set_ylabel("mean Dice x 100 (test set)")
     axes[0].legend(fontsize=8)
-    plotted = [pair for pair in DIFFERENCES if pair != ("dumm", "stock")]  # the gain over stock fold 0 is in the table
+    plotted = [pair for pair in differences if pair != ("dumm", "stock")]  # the gain over stock fold 0 is in the table
     for i, (row, reference) in enumerate(plotted):
         offset = 0.04 * (i - (len(plotted) - 1) / 2)  # side by side around each budget
         values = [summary[b]["comparisons"].get(f"{row}_vs_{reference}") for b in budgets]
-        if not any(values):
-            continue
         means = [100 * v["mean_diff"] if v else nan for v in values]
         axes[1].errorbar([b * 2 ** offset for b in budgets], means,
                          yerr=[[m - 100 * v["ci95"][0] if v else nan for m, v in zip(means, values)],
