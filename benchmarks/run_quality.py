@@ -165,6 +165,12 @@ def _set_environment(environment: dict) -> None:  # a worker's initializer: nnU-
     os.environ.update(environment)
 
 
+def threads_per_job(cores: int, jobs: int, models: int) -> int:
+    """CPU threads of each of ``jobs`` trainings at once: the cores split among the jobs that run, so that a lone
+    model (a student after its teachers) gets every core rather than its share of a pool it has to itself."""
+    return max(1, cores // max(1, min(jobs, models)))
+
+
 def train_all(models: list[Model], args: argparse.Namespace, dataset_name: str, steps: StepLog) -> None:
     """Trains every model not on disk yet: one after the other, or ``--jobs`` at a time in worker processes
     (models of one list are independent; several students running at once share the teachers' pass)."""
@@ -187,7 +193,7 @@ def train_all(models: list[Model], args: argparse.Namespace, dataset_name: str, 
     import multiprocessing
 
     environment = {k: v for k, v in os.environ.items() if k.startswith("nnUNet") or k.startswith("NNUNET")}
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    threads = threads_per_job(os.cpu_count() or 1, args.jobs, len(todo))
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_set_environment,
                              initargs=(environment,)) as pool:
         futures = {model: pool.submit(train_model, str(args.work_dir), dataset_name, model, args.device, threads)

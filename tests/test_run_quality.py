@@ -122,6 +122,15 @@ def test_the_dev_dataset_gets_nnunets_default_split_before_any_model_trained(tmp
     assert json.loads(write_default_split(preprocessed, raw).read_text()) == grouped
 
 
+def test_the_cores_split_among_the_trainings_that_run_at_once():
+    from benchmarks.run_quality import threads_per_job
+
+    assert threads_per_job(cores=2, jobs=2, models=5) == 1  # five teachers, two at a time
+    assert threads_per_job(cores=2, jobs=2, models=1) == 2  # the student alone after them: both cores
+    assert threads_per_job(cores=2, jobs=3, models=3) == 1  # more jobs than cores: one thread each, never 0
+    assert threads_per_job(cores=16, jobs=4, models=2) == 8
+
+
 def test_oracle_rows_train_apart_from_the_teachers_and_students():
     from benchmarks.run_quality import step_name
 
