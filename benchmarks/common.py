@@ -247,10 +247,13 @@ class StepLog:
         for name, entry in self.of_this_run.items():
             # a job of several at once: its own time, not how long the step waited for it after the one before
             wall = entry.get("worker_wall_s", entry.get("wall_s"))
-            note = "skipped, no earlier timing" if entry.get("skipped") else ""
+            notes = ["skipped, no earlier timing" if entry.get("skipped") else ""]
             if "resumed_skip_s" in entry:
-                note = "timing of an earlier run (resumed)"
-            lines.append(f"| {entry.get('description', name)} | {_duration(wall)} | {note} |")
+                notes = ["timing of an earlier run (resumed)"]
+            if "epochs_s" in entry:
+                epochs = _duration(entry["epochs_s"])
+                notes.append(f"continued from a checkpoint: the last part; its epochs took {epochs} in all")
+            lines.append(f"| {entry.get('description', name)} | {_duration(wall)} | {'; '.join(filter(None, notes))} |")
         return "\n".join(lines)
 
 

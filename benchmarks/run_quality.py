@@ -171,11 +171,28 @@ def threads_per_job(cores: int, jobs: int, models: int) -> int:
     return max(1, cores // max(1, min(jobs, models)))
 
 
+def epochs_seconds(fold_folder: Path, steps: StepLog) -> float:
+    """Seconds the epochs of a finished training took, pauses taken out, from the timestamps nnU-Net keeps in
+    ``checkpoint_final.pth``: a training resumed from a checkpoint (a later session) counts every part, where the
+    step's wall time holds only the last."""
+    import torch
+
+    logged = torch.load(fold_folder / "checkpoint_final.pth", map_location="cpu", weights_only=False)["logging"]
+    return sum(end - start - steps.paused_between(start, end)
+               for start, end in zip(logged["epoch_start_timestamps"], logged["epoch_end_timestamps"]))
+
+
 def train_all(models: list[Model], args: argparse.Namespace, dataset_name: str, steps: StepLog) -> None:
     """Trains every model not on disk yet: one after the other, or ``--jobs`` at a time in worker processes
     (models of one list are independent; several students running at once share the teachers' pass)."""
     todo = [m for m in models if not (model_fold_folder(args.work_dir, dataset_name, m) /
                                       "checkpoint_final.pth").is_file()]
+    resumed = {m for m in todo if (model_fold_folder(args.work_dir, dataset_name, m) /
+                                   "checkpoint_latest.pth").is_file()}
+
+    def record_resumed(model: Model, record: dict) -> None:
+        if model in resumed:
+            record["epochs_s"] = round(epochs_seconds(model_fold_folder(args.work_dir, dataset_name, model), steps), 1)
 
     def step(model: Model, note: str = ""):
         return steps.step(step_name(model, dataset_name),
@@ -187,8 +204,9 @@ def train_all(models: list[Model], args: argparse.Namespace, dataset_name: str, 
                 record["skipped"] = True
     if args.jobs <= 1:
         for model in todo:
-            with step(model):
+            with step(model) as record:
                 train_model(str(args.work_dir), dataset_name, model, args.device)
+                record_resumed(model, record)
         return
     import multiprocessing
 
@@ -202,6 +220,7 @@ def train_all(models: list[Model], args: argparse.Namespace, dataset_name: str, 
             with step(model, f", {args.jobs} jobs at once") as record:
                 start, end = future.result()
                 record["worker_wall_s"] = round(end - start - steps.paused_between(start, end), 1)
+                record_resumed(model, record)
 
 
 def step_name(model: Model, dataset_name: str) -> str:

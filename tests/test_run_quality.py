@@ -131,6 +131,23 @@ def test_the_cores_split_among_the_trainings_that_run_at_once():
     assert threads_per_job(cores=16, jobs=4, models=2) == 8
 
 
+def test_a_training_continued_in_a_later_session_reports_all_its_epochs(tmp_path):
+    # a stock fold trained over two sessions reported 25 min, the last part of 68 min of epochs
+    import torch
+
+    from benchmarks.common import StepLog
+    from benchmarks.run_quality import epochs_seconds
+
+    steps = StepLog(tmp_path / "benchmark_steps.json", total=0)
+    (tmp_path / "pauses.jsonl").write_text(json.dumps({"start": 1030.0, "end": 1040.0}) + "\n")  # inside epoch 1
+    torch.save({"logging": {"epoch_start_timestamps": [1000.0, 1020.0, 5000.0],
+                            "epoch_end_timestamps": [1020.0, 1050.0, 5025.0]}}, tmp_path / "checkpoint_final.pth")
+    assert epochs_seconds(tmp_path, steps) == 20.0 + 20.0 + 25.0  # the gap between the sessions does not count
+    with steps.step("train_a", "train a") as record:
+        record["epochs_s"] = 3900.0
+    assert "its epochs took 65.0 min in all" in steps.table()
+
+
 def test_oracle_rows_train_apart_from_the_teachers_and_students():
     from benchmarks.run_quality import step_name
 
