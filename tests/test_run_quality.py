@@ -132,7 +132,7 @@ def test_the_cores_split_among_the_trainings_that_run_at_once():
 
 
 def test_a_training_continued_in_a_later_session_reports_all_its_epochs(tmp_path):
-    # a stock fold trained over two sessions reported 25 min, the last part of 68 min of epochs
+    # a stock fold trained over two sessions reported 25 min, the last part of 53 min of epochs
     import torch
 
     from benchmarks.common import StepLog
