@@ -247,13 +247,15 @@ class StepLog:
         for name, entry in self.of_this_run.items():
             # a job of several at once: its own time, not how long the step waited for it after the one before
             wall = entry.get("worker_wall_s", entry.get("wall_s"))
-            notes = ["skipped, no earlier timing" if entry.get("skipped") else ""]
+            notes = []
             if "resumed_skip_s" in entry:
-                notes = ["timing of an earlier run (resumed)"]
+                notes.append("timing of an earlier run (resumed)")
+            elif entry.get("skipped"):
+                notes.append("skipped, no earlier timing")
             if "epochs_s" in entry:
                 epochs = _duration(entry["epochs_s"])
                 notes.append(f"continued from a checkpoint: the last part; its epochs took {epochs} in all")
-            lines.append(f"| {entry.get('description', name)} | {_duration(wall)} | {'; '.join(filter(None, notes))} |")
+            lines.append(f"| {entry.get('description', name)} | {_duration(wall)} | {'; '.join(notes)} |")
         return "\n".join(lines)
 
 

@@ -185,14 +185,13 @@ def epochs_seconds(fold_folder: Path, steps: StepLog) -> float:
 def train_all(models: list[Model], args: argparse.Namespace, dataset_name: str, steps: StepLog) -> None:
     """Trains every model not on disk yet: one after the other, or ``--jobs`` at a time in worker processes
     (models of one list are independent; several students running at once share the teachers' pass)."""
-    todo = [m for m in models if not (model_fold_folder(args.work_dir, dataset_name, m) /
-                                      "checkpoint_final.pth").is_file()]
-    resumed = {m for m in todo if (model_fold_folder(args.work_dir, dataset_name, m) /
-                                   "checkpoint_latest.pth").is_file()}
+    folders = {m: model_fold_folder(args.work_dir, dataset_name, m) for m in models}
+    todo = [m for m in models if not (folders[m] / "checkpoint_final.pth").is_file()]
+    continued = {m for m in todo if (folders[m] / "checkpoint_latest.pth").is_file()}
 
-    def record_resumed(model: Model, record: dict) -> None:
-        if model in resumed:
-            record["epochs_s"] = round(epochs_seconds(model_fold_folder(args.work_dir, dataset_name, model), steps), 1)
+    def record_continued(model: Model, record: dict) -> None:
+        if model in continued:
+            record["epochs_s"] = round(epochs_seconds(folders[model], steps), 1)
 
     def step(model: Model, note: str = ""):
         return steps.step(step_name(model, dataset_name),
@@ -206,7 +205,7 @@ def train_all(models: list[Model], args: argparse.Namespace, dataset_name: str, 
         for model in todo:
             with step(model) as record:
                 train_model(str(args.work_dir), dataset_name, model, args.device)
-                record_resumed(model, record)
+                record_continued(model, record)
         return
     import multiprocessing
 
@@ -220,7 +219,7 @@ def train_all(models: list[Model], args: argparse.Namespace, dataset_name: str, 
             with step(model, f", {args.jobs} jobs at once") as record:
                 start, end = future.result()
                 record["worker_wall_s"] = round(end - start - steps.paused_between(start, end), 1)
-                record_resumed(model, record)
+                record_continued(model, record)
 
 
 def step_name(model: Model, dataset_name: str) -> str:
